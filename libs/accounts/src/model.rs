@@ -1,0 +1,103 @@
+//! Validated values: once built, an `Email` or `DisplayName` is known to be acceptable.
+
+use serde::Serialize;
+use tenantkit_kernel::UserId;
+
+use crate::AccountError;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// A deliberately modest check (one `@`, a dot in the domain, no spaces or control
+    /// characters): the verification email is the real proof.
+    pub fn parse(raw: &str) -> Result<Self, AccountError> {
+        let email = raw.trim();
+        let invalid = |m: &str| AccountError::invalid("email", m);
+        if email.len() > 254 {
+            return Err(invalid("is longer than 254 characters"));
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err(invalid("must look like name@example.com"));
+        };
+        if local.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid("must look like name@example.com"));
+        }
+        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, AccountError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(AccountError::invalid("name", "is required"));
+        }
+        if name.chars().count() > 200 {
+            return Err(AccountError::invalid("name", "is longer than 200 characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(AccountError::invalid("name", "contains control characters"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub is_platform_admin: bool,
+}
+
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Email,
+    pub display_name: DisplayName,
+    pub password_hash: String,
+    pub is_platform_admin: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_domains_lowercased() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "Ada@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.com", "ada@example.com."] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn display_names_need_visible_text() {
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse("Ada\u{7}").is_err());
+        assert_eq!(DisplayName::parse(" Ada ").unwrap().as_str(), "Ada");
+    }
+}

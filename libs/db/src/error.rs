@@ -1,0 +1,47 @@
+use thiserror::Error;
+
+/// Database failures, split so callers can map the ones a client can cause.
+#[derive(Debug, Error)]
+pub enum DbError {
+    /// A unique constraint refused the write; carries the constraint's name.
+    #[error("unique constraint {0} violated")]
+    UniqueViolation(String),
+    /// Row level security refused a write (a row for another tenant).
+    #[error("row level security refused the write")]
+    TenantViolation,
+    /// The database cannot be reached or the pool is exhausted; worth a retry later.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                DbError::UniqueViolation(db.constraint().unwrap_or_default().to_owned())
+            }
+            // 42501 insufficient_privilege is what a failed `with check` policy raises.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
+                DbError::TenantViolation
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbError::Unavailable(error)
+            }
+            // 57P01..57P03: the server is shutting down or starting up.
+            sqlx::Error::Database(db)
+                if db.code().as_deref().is_some_and(|code| code.starts_with("57P")) =>
+            {
+                DbError::Unavailable(error)
+            }
+            _ => DbError::Other(error),
+        }
+    }
+}
+
+impl DbError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_))
+    }
+}

@@ -1,0 +1,19 @@
+//! Database access: the application pool, migrations, and the only roads to tenant data.
+//!
+//! Domain code never holds a raw pool. It asks [`Database`] for
+//! * a [`TenantTx`] — a transaction bound to one tenant (row level security does the filtering),
+//! * a [`GlobalTx`] — a transaction with no tenant, for global tables such as `users`
+//!   (tenant tables read as empty there: the policies fail closed),
+//! * a [`PlatformTx`] — the explicit, audited cross-tenant read path for platform admins.
+
+mod database;
+mod error;
+pub mod migrate;
+mod platform;
+mod tenant_tx;
+
+pub use database::{Database, GlobalTx};
+pub use error::DbError;
+pub use platform::{PlatformAccessReason, PlatformTx};
+pub use sqlx::{PgConnection, PgPool, Postgres};
+pub use tenant_tx::TenantTx;

@@ -1,0 +1,124 @@
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tenantkit_kernel::{Role, TenantId, UserId};
+
+use crate::TenancyError;
+
+/// The organisation's address, e.g. `acme-labs`: lowercase letters, digits and inner hyphens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TenantSlug(String);
+
+impl TenantSlug {
+    pub fn parse(raw: &str) -> Result<Self, TenancyError> {
+        let slug = raw.trim();
+        let invalid = |message: &str| TenancyError::Invalid { field: "slug", message: message.to_owned() };
+        if slug.len() < 2 || slug.len() > 63 {
+            return Err(invalid("must be 2 to 63 characters"));
+        }
+        if !slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || slug.starts_with('-')
+            || slug.ends_with('-')
+        {
+            return Err(invalid("may use lowercase letters, digits and inner hyphens only"));
+        }
+        Ok(Self(slug.to_owned()))
+    }
+
+    /// A slug derived from a name: "Acme Labs, Inc." → "acme-labs-inc".
+    pub fn from_name(name: &TenantName) -> Result<Self, TenancyError> {
+        let mut slug = String::new();
+        for c in name.as_str().chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.ends_with('-') && !slug.is_empty() {
+                slug.push('-');
+            }
+        }
+        let slug = slug.trim_end_matches('-');
+        Self::parse(&slug[..slug.len().min(63)].trim_end_matches('-').to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TenantName(String);
+
+impl TenantName {
+    pub fn parse(raw: &str) -> Result<Self, TenancyError> {
+        let name = raw.trim();
+        let invalid = |message: &str| TenancyError::Invalid { field: "organisation", message: message.to_owned() };
+        if name.is_empty() {
+            return Err(invalid("is required"));
+        }
+        if name.chars().count() > 200 {
+            return Err(invalid("is longer than 200 characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(invalid("contains control characters"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+    Deleted,
+}
+
+impl TenantStatus {
+    pub(crate) fn from_db(text: &str) -> Self {
+        match text {
+            "suspended" => Self::Suspended,
+            "deleted" => Self::Deleted,
+            _ => Self::Active,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Membership {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_accept_the_documented_alphabet_only() {
+        assert!(TenantSlug::parse("acme-labs-2").is_ok());
+        for bad in ["a", "-acme", "acme-", "Acme", "acme labs", "acme_labs", "ac/me", "ünï"] {
+            assert!(TenantSlug::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn slugs_derive_from_names() {
+        let name = TenantName::parse("  Acme Labs, Inc.  ").unwrap();
+        assert_eq!(TenantSlug::from_name(&name).unwrap().as_str(), "acme-labs-inc");
+        assert!(TenantSlug::from_name(&TenantName::parse("!!!").unwrap()).is_err());
+    }
+}

@@ -1,0 +1,62 @@
+//! Sign-up: a new organisation with its owner, in one transaction — tenant, user, owner
+//! membership, audit event and the welcome email job commit together or not at all.
+
+use secrecy::SecretString;
+use serde_json::json;
+use tenantkit_accounts::{DisplayName, Email, NewUser, PasswordHasher, PlainPassword};
+use tenantkit_db::Database;
+use tenantkit_kernel::{Role, TenantId, UserId};
+use tenantkit_notifications::WelcomeEmail;
+
+use crate::{TenancyError, TenantName, TenantSlug, audit, repo};
+
+pub struct SignUp {
+    pub organisation: String,
+    /// Optional: derived from the organisation's name when absent.
+    pub slug: Option<String>,
+    pub name: String,
+    pub email: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug)]
+pub struct SignedUp {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub slug: String,
+}
+
+pub async fn sign_up(db: &Database, hasher: &PasswordHasher, form: SignUp) -> Result<SignedUp, TenancyError> {
+    // Validate everything before the expensive hash and before any write.
+    let organisation = TenantName::parse(&form.organisation)?;
+    let slug = match form.slug.as_deref() {
+        Some(raw) => TenantSlug::parse(raw)?,
+        None => TenantSlug::from_name(&organisation)?,
+    };
+    let display_name = DisplayName::parse(&form.name)?;
+    let email = Email::parse(&form.email)?;
+    let password = PlainPassword::parse(form.password)?;
+    let password_hash = hasher.hash(password).await?;
+
+    let tenant_id = TenantId::new();
+    let user = NewUser {
+        id: UserId::new(),
+        email,
+        display_name,
+        password_hash,
+        is_platform_admin: false,
+    };
+    let mut tx = db.tenant(tenant_id).await?;
+    repo::insert_tenant(&mut tx, &slug, &organisation).await?;
+    tenantkit_accounts::repo::insert(tx.conn(), &user).await?;
+    repo::add_member(&mut tx, user.id, Role::Owner).await?;
+    audit::record(&mut tx, Some(user.id), "tenant.created", json!({ "slug": slug.as_str() })).await?;
+    tenantkit_jobs::enqueue(
+        &mut tx,
+        &WelcomeEmail { tenant_id, user_id: user.id, organisation: organisation.as_str().to_owned() },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%tenant_id, user_id = %user.id, "tenant signed up");
+    Ok(SignedUp { tenant_id, user_id: user.id, slug: slug.as_str().to_owned() })
+}

@@ -1,0 +1,191 @@
+//! Domain outcomes → HTTP, in one place. API errors are RFC 9457 problem+json; a 500 is logged
+//! once with its cause chain and the client sees only a request id to quote.
+
+use std::error::Error as StdError;
+
+use poem_openapi::{ApiResponse, Object, payload::Json};
+use tenantkit_accounts::AccountError;
+use tenantkit_db::DbError;
+use tenantkit_tenancy::TenancyError;
+
+/// How long a client should wait before retrying while a dependency is down.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// RFC 9457 problem details.
+#[derive(Debug, Clone, Object)]
+pub struct Problem {
+    /// A URI reference naming the problem type.
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
+    /// Field-level errors, for invalid input.
+    #[oai(skip_serializing_if_is_empty, default)]
+    pub errors: Vec<FieldProblem>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: u16, slug: &str, title: &str) -> Self {
+        Self {
+            kind: format!("https://tenantkit.dev/problems/{slug}"),
+            title: title.to_owned(),
+            status,
+            detail: None,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "bad_request")]
+pub enum ApiError {
+    /// The request could not be read (malformed JSON, wrong types).
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// Not found — also the answer for another tenant's ids.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The request conflicts with existing data (a taken address or email).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// The request was read but a value is invalid; `errors` names the fields.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Invalid(Json<Problem>),
+    /// A dependency is down; retry after the given seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u32),
+    /// An unexpected failure; details are in the server log under the request id.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+fn bad_request(error: poem::Error) -> ApiError {
+    ApiError::BadRequest(Json(Problem::new(400, "bad-request", "Bad request").detail(error.to_string())))
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let mut problem = Problem::new(422, "invalid", "Invalid input");
+        problem.errors.push(FieldProblem { field: field.to_owned(), message: message.into() });
+        Self::Invalid(Json(problem))
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict(Json(Problem::new(409, "conflict", "Conflict").detail(detail)))
+    }
+
+    pub fn not_found() -> Self {
+        Self::NotFound(Json(Problem::new(404, "not-found", "Not found")))
+    }
+
+    pub fn unavailable() -> Self {
+        Self::Unavailable(
+            Json(Problem::new(503, "unavailable", "Service unavailable").detail("A dependency is unavailable; retry shortly.")),
+            RETRY_AFTER_SECS,
+        )
+    }
+
+    /// Logs the whole cause chain once; the client gets nothing internal.
+    pub fn internal(error: &(dyn StdError + 'static)) -> Self {
+        tracing::error!(error = %cause_chain(error), "internal error");
+        Self::Internal(Json(Problem::new(500, "internal", "Internal server error")))
+    }
+}
+
+/// "outer: inner: root" — the whole story on one log line.
+pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(_) => {
+                tracing::warn!(error = %cause_chain(&error), "database unavailable");
+                Self::unavailable()
+            }
+            // A write refused by row level security means the client named another tenant's row.
+            DbError::TenantViolation => Self::not_found(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Invalid { field, message } => Self::invalid(field, message),
+            AccountError::EmailTaken => Self::conflict("An account with this email already exists."),
+            AccountError::Db(db) => db.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(error: TenancyError) -> Self {
+        match error {
+            TenancyError::Invalid { field, message } => Self::invalid(field, message),
+            TenancyError::SlugTaken(slug) => Self::conflict(format!("The address {slug:?} is taken.")),
+            TenancyError::Account(account) => account.into(),
+            TenancyError::Db(db) => db.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+/// Any error poem raises outside an operation (unknown route, wrong method, oversized body),
+/// rendered as problem+json for the API and as a plain page for browsers.
+pub(crate) fn render_poem_error(request_path: &str, error: &poem::Error) -> poem::Response {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(error = %cause_chain(error as &dyn StdError), "unhandled error");
+    }
+    let title = status.canonical_reason().unwrap_or("Error");
+    let detail = if status.is_server_error() { None } else { Some(error.to_string()) };
+    if request_path.starts_with("/api") {
+        let mut problem = Problem::new(status.as_u16(), &title.to_lowercase().replace(' ', "-"), title);
+        problem.detail = detail;
+        let body = serde_json::json!({
+            "type": problem.kind, "title": problem.title, "status": problem.status, "detail": problem.detail,
+        });
+        poem::Response::builder()
+            .status(status)
+            .content_type("application/problem+json")
+            .body(body.to_string())
+    } else {
+        poem::Response::builder()
+            .status(status)
+            .content_type("text/html; charset=utf-8")
+            .body(error_page(status.as_u16(), title))
+    }
+}
+
+/// A minimal, self-contained error page (no scripts, no external assets).
+fn error_page(status: u16, title: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;color:#222}}</style></head>\
+         <body><h1>{status} {title}</h1><p><a href=\"/\">Back to the start page</a></p></body></html>"
+    )
+}

@@ -1,0 +1,44 @@
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use secrecy::ExposeSecret;
+use tenantkit_accounts::PasswordHasher;
+use tenantkit_config::Settings;
+use tenantkit_db::Database;
+
+/// What every handler may reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Database,
+    pub redis: redis::Client,
+    pub hasher: PasswordHasher,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Fails with one line of text when a URL cannot be used.
+    pub fn new(settings: Settings) -> Result<Self, String> {
+        let db = Database::connect_lazy(&settings.database).map_err(|e| e.to_string())?;
+        let redis = redis::Client::open(settings.redis.url.expose_secret())
+            .map_err(|e| format!("redis.url: {e}"))?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            redis,
+            hasher: PasswordHasher::default(),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// From now on readiness fails, so load balancers stop sending new requests.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
