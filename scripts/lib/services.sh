@@ -72,7 +72,12 @@ tk_as_pg() {
 tk_start_postgres() {
     local dir=$1 port=$2 mode=$3
     mkdir -p "$dir"
-    [ "$(id -u)" -eq 0 ] && { id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres; chown postgres "$dir"; }
+    if [ "$(id -u)" -eq 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+        chown postgres "$dir"
+        runuser -u postgres -- test -x "$dir" \
+            || tk_die "the postgres user cannot reach $dir (a parent folder is private); use a folder under /tmp or /work"
+    fi
     chmod 700 "$dir"
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         tk_say "initialising PostgreSQL in $dir/data"

@@ -20,3 +20,6 @@ pub use settings::{redacted_url,
 pub struct ConfigError {
     pub problems: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! Jobs commit with the change that causes them, and the welcome email reaches a real SMTP
+//! server exactly once.
+
+use std::time::Duration;
+
+use apalis::prelude::Data;
+use tenantkit_kernel::{TenantId, UserId};
+use tenantkit_notifications::{Mailer, WelcomeEmail, deliver_welcome};
+use tenantkit_tests::{TestApp, TestDb, mail, settings_for};
+
+async fn jobs_with_key(db: &TestDb, key: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from apalis.jobs where idempotency_key = $1")
+        .bind(key)
+        .fetch_one(&db.owner)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_job_exists_exactly_when_its_transaction_commits() {
+    let db = TestDb::new().await;
+    let tenant = TenantId::new();
+    sqlx::query("insert into tenants (id, slug, name) values ($1, 'jobs', 'Jobs')")
+        .bind(tenant.as_uuid())
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    for round in 0..40 {
+        let job = WelcomeEmail { tenant_id: tenant, user_id: UserId::new(), organisation: "Jobs".into() };
+        let key = tenantkit_jobs::TenantJob::idempotency_key(&job);
+        let mut tx = db.app.tenant(tenant).await.unwrap();
+        tenantkit_jobs::enqueue(&mut tx, &job).await.unwrap();
+        match round % 3 {
+            0 => tx.commit().await.unwrap(),
+            1 => tx.rollback().await.unwrap(),
+            _ => drop(tx), // a cancelled request: the transaction is dropped unfinished
+        }
+        let expected = i64::from(round % 3 == 0);
+        assert_eq!(jobs_with_key(&db, &key).await, expected, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_job_cannot_be_enqueued_in_another_tenants_transaction() {
+    let db = TestDb::new().await;
+    let mut tx = db.app.tenant(TenantId::new()).await.unwrap();
+    let job = WelcomeEmail { tenant_id: TenantId::new(), user_id: UserId::new(), organisation: "X".into() };
+    let result = tenantkit_jobs::enqueue(&mut tx, &job).await;
+    assert!(matches!(result, Err(tenantkit_jobs::JobError::WrongTenant { .. })));
+}
+
+#[tokio::test]
+async fn a_failed_sign_up_leaves_no_job_and_no_rows() {
+    let app = TestApp::spawn().await;
+    app.sign_up("Taken", "first@taken.test").await;
+    // Same address: the tenant insert fails, so nothing of this attempt may remain.
+    let response = app
+        .client
+        .post(app.url("/api/v1/signups"))
+        .json(&serde_json::json!({
+            "organisation": "Taken", "name": "Second", "email": "second@taken.test",
+            "password": "correct horse battery staple",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    let users: i64 = sqlx::query_scalar("select count(*) from users").fetch_one(&app.db.owner).await.unwrap();
+    let jobs: i64 = sqlx::query_scalar("select count(*) from apalis.jobs").fetch_one(&app.db.owner).await.unwrap();
+    assert_eq!((users, jobs), (1, 1));
+}
+
+#[tokio::test]
+async fn the_worker_sends_the_welcome_email_once_even_if_the_job_runs_twice() {
+    let app = TestApp::spawn().await;
+    let settings = settings_for(&app.db, &[]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The worker's future is not `Send` for every lifetime (apalis's service types), so it
+    // runs on a runtime of its own, as it does in its own process.
+    let worker = std::thread::spawn({
+        let settings = settings.clone();
+        move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(tenantkit_worker::run(&settings, async {
+                let _ = stopped.await;
+            }))
+        }
+    });
+
+    let recipient = format!("owner-{}@welcome.test", uuid::Uuid::now_v7().simple());
+    let signed_up = app.sign_up("Welcome Labs", &recipient).await;
+    let messages = mail::wait_for(&recipient, 1, Duration::from_secs(30)).await;
+    assert_eq!(messages.len(), 1, "expected one welcome email");
+    assert!(messages[0].contains("Subject: Welcome to Welcome Labs"));
+    assert!(messages[0].contains("Message-ID: <welcome."));
+
+    // At-least-once delivery may run the job again: the ledger makes it a no-op.
+    let job = WelcomeEmail {
+        tenant_id: signed_up["tenant_id"].as_str().unwrap().parse().unwrap(),
+        user_id: signed_up["user_id"].as_str().unwrap().parse().unwrap(),
+        organisation: "Welcome Labs".into(),
+    };
+    deliver_welcome(job, Data::new(app.db.app.clone()), Data::new(Mailer::new(&settings.smtp).unwrap()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mail::wait_for(&recipient, 2, Duration::from_secs(1)).await.len(), 1);
+
+    let status: String = sqlx::query_scalar("select status from apalis.jobs")
+        .fetch_one(&app.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(status, "Done");
+    let _ = stop.send(());
+    worker.join().unwrap().unwrap();
+}

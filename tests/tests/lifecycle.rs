@@ -1,0 +1,204 @@
+//! The server as operators run it: readiness follows PostgreSQL, SIGTERM drains, and secrets
+//! never reach the logs.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use tenantkit_tests::{
+    env,
+    process::{PrivatePostgres, binary, free_port, sigterm, wait_for_port},
+};
+
+/// Migrates a private cluster and lets the application role log in.
+async fn prepare(pg: &PrivatePostgres) -> String {
+    let status = Command::new(binary("tenantkit-admin"))
+        .args(["migrate", "--database-url", &pg.url("postgres")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "migrate failed");
+    let pool = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
+    sqlx::query("alter role tenantkit_app login password 'lifecycle-secret-pw'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    format!("postgres://tenantkit_app:lifecycle-secret-pw@127.0.0.1:{}/postgres", pg.port)
+}
+
+fn server(database_url: &str, port: u16, extra: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary("tenantkit-server"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TENANTKIT_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", env("TENANTKIT_TEST_REDIS"))
+        .env("SMTP_URL", env("TENANTKIT_TEST_SMTP"))
+        .env("TENANTKIT_SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
+        .env("TENANTKIT_DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command
+}
+
+async fn ready_status(client: &reqwest::Client, port: u16) -> u16 {
+    client
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+async fn wait_for_ready_status(client: &reqwest::Client, port: u16, want: u16) -> bool {
+    for _ in 0..100 {
+        if ready_status(client, port).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn readiness_follows_postgres_down_and_back_without_a_restart() {
+    let pg = PrivatePostgres::start();
+    let database_url = prepare(&pg).await;
+    let port = free_port();
+    let mut child = server(&database_url, port, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(wait_for_port(port, Duration::from_secs(20)).await, "server did not start");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    assert!(wait_for_ready_status(&client, port, 200).await, "never ready");
+
+    pg.stop();
+    assert!(wait_for_ready_status(&client, port, 503).await, "still ready with PostgreSQL stopped");
+    // The API answers 503 with Retry-After, not 500.
+    let response = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/signups"))
+        .json(&serde_json::json!({
+            "organisation": "Down", "name": "Ada", "email": "ada@down.test", "password": "correct horse battery",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    pg.start_again();
+    assert!(wait_for_ready_status(&client, port, 200).await, "not ready again after PostgreSQL came back");
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_zero() {
+    let pg = PrivatePostgres::start();
+    let database_url = prepare(&pg).await;
+    let port = free_port();
+    let mut child = server(&database_url, port, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(wait_for_port(port, Duration::from_secs(20)).await, "server did not start");
+
+    // Requests in flight: headers sent, body still arriving when SIGTERM lands.
+    let body = serde_json::json!({
+        "organisation": "Draining", "name": "Ada", "email": "x", "password": "correct horse battery",
+    })
+    .to_string();
+    let mut in_flight = Vec::new();
+    for _ in 0..5 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "POST /api/v1/signups HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(&body.as_bytes()[..10]).unwrap();
+        in_flight.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The listener is closed: new connections are refused.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "a new connection was accepted during shutdown");
+
+    for mut stream in in_flight {
+        stream.write_all(&body.as_bytes()[10..]).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reply = String::new();
+        let mut buffer = [0u8; 4096];
+        while !reply.contains("\r\n\r\n") || !reply.contains('}') {
+            let n = stream.read(&mut buffer).unwrap();
+            if n == 0 {
+                break;
+            }
+            reply.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+        // The body's email is invalid on purpose: a complete, correct answer proves the
+        // request was served to the end.
+        assert!(reply.starts_with("HTTP/1.1 422"), "in-flight request did not complete: {reply:?}");
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_logs() {
+    let pg = PrivatePostgres::start();
+    let database_url = prepare(&pg).await;
+    let port = free_port();
+    let secret_key = "s3cr3t-key-that-must-never-be-logged-0123456789";
+    let mut child = server(
+        &database_url,
+        port,
+        &[
+            ("TENANTKIT_SECRET_KEY", secret_key),
+            ("TENANTKIT_LOG__FILTER", "trace"),
+            ("TENANTKIT_LOG__FORMAT", "json"),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    assert!(wait_for_port(port, Duration::from_secs(20)).await, "server did not start");
+    let client = reqwest::Client::new();
+    assert!(wait_for_ready_status(&client, port, 200).await);
+    let password = "my very secret password 123";
+    client
+        .post(format!("http://127.0.0.1:{port}/api/v1/signups"))
+        .json(&serde_json::json!({ "organisation": "Logs", "name": "Ada", "email": "ada@logs.test", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    sigterm(&child);
+    let output = child.wait_with_output_after_exit();
+    assert!(output.contains("tenantkit server listening"), "logs were not captured: {output}");
+    for secret in [secret_key, "lifecycle-secret-pw", password] {
+        assert!(!output.contains(secret), "a secret reached the logs: {secret}");
+    }
+}
+
+trait WaitWithOutput {
+    fn wait_with_output_after_exit(&mut self) -> String;
+}
+
+impl WaitWithOutput for std::process::Child {
+    fn wait_with_output_after_exit(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            out.read_to_string(&mut text).unwrap();
+        }
+        if let Some(mut err) = self.stderr.take() {
+            err.read_to_string(&mut text).unwrap();
+        }
+        assert!(self.wait().unwrap().success());
+        text
+    }
+}
