@@ -123,6 +123,8 @@ tk_wait_port() {
 }
 
 tk_stop_all() {
+    # Runs from EXIT traps: one failed stop must not abandon the rest.
+    set +e
     local i entry
     for ((i=${#TK_STARTED[@]}-1; i>=0; i--)); do
         entry=${TK_STARTED[$i]}

@@ -15,7 +15,8 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
 }
 
 /// One test's own database.
@@ -32,14 +33,20 @@ impl TestDb {
     pub async fn new() -> Self {
         let base = env("TENANTKIT_TEST_PG");
         let name = format!("test_{}", Uuid::now_v7().simple());
-        let mut admin = PgConnection::connect(&format!("{base}/postgres")).await.expect("connect as owner");
+        let mut admin = PgConnection::connect(&format!("{base}/postgres"))
+            .await
+            .expect("connect as owner");
         // Cloning a template is a file copy: far faster than migrating each database.
         admin
-            .execute(sqlx::AssertSqlSafe(format!("create database {name} template tenantkit_template")))
+            .execute(sqlx::AssertSqlSafe(format!(
+                "create database {name} template tenantkit_template"
+            )))
             .await
             .expect("clone the template database");
         admin.close().await.ok();
-        let owner = PgPool::connect(&format!("{base}/{name}")).await.expect("owner pool");
+        let owner = PgPool::connect(&format!("{base}/{name}"))
+            .await
+            .expect("owner pool");
         let host = base.trim_start_matches("postgres://postgres@");
         let app_url = format!(
             "postgres://tenantkit_app:{}@{host}/{name}",
@@ -52,7 +59,12 @@ impl TestDb {
                 .await
                 .expect("app pool"),
         );
-        Self { name, owner, app, app_url }
+        Self {
+            name,
+            owner,
+            app,
+            app_url,
+        }
     }
 }
 
@@ -63,9 +75,15 @@ pub fn settings_for(db: &TestDb, overrides: &[(&str, &str)]) -> Settings {
         .merge(Serialized::default("server.bind", "127.0.0.1:0"))
         .merge(Serialized::default("server.shutdown_timeout_secs", 5))
         .merge(Serialized::default("database.url", db.app_url.clone()))
-        .merge(Serialized::default("redis.url", env("TENANTKIT_TEST_REDIS")))
+        .merge(Serialized::default(
+            "redis.url",
+            env("TENANTKIT_TEST_REDIS"),
+        ))
         .merge(Serialized::default("smtp.url", env("TENANTKIT_TEST_SMTP")))
-        .merge(Serialized::default("smtp.from", "Tenantkit <no-reply@tenantkit.test>"))
+        .merge(Serialized::default(
+            "smtp.from",
+            "Tenantkit <no-reply@tenantkit.test>",
+        ))
         .merge(Serialized::default("log.filter", "warn"));
     for (key, value) in overrides {
         figment = figment.merge(Serialized::default(key, *value));
@@ -91,7 +109,9 @@ impl TestApp {
 
     pub async fn spawn_with(db: TestDb, settings: Settings) -> Self {
         let state = tenantkit_web::AppState::new(settings).expect("state");
-        let app = tenantkit_web::Application::build(state).await.expect("bind");
+        let app = tenantkit_web::Application::build(state)
+            .await
+            .expect("bind");
         let address = app.address();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
@@ -102,7 +122,13 @@ impl TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        Self { address, client, db, stop: Some(stop), task: Some(task) }
+        Self {
+            address,
+            client,
+            db,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -123,7 +149,12 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        assert_eq!(response.status(), 201, "sign-up failed: {:?}", response.text().await);
+        assert_eq!(
+            response.status(),
+            201,
+            "sign-up failed: {:?}",
+            response.text().await
+        );
         response.json().await.expect("json")
     }
 

@@ -24,7 +24,10 @@ pub async fn wait_for(recipient: &str, count: usize, timeout: Duration) -> Vec<S
     loop {
         let found: Vec<String> = received()
             .into_iter()
-            .filter(|m| m.lines().any(|l| l.starts_with("To: ") && l.contains(recipient)))
+            .filter(|m| {
+                m.lines()
+                    .any(|l| l.starts_with("To: ") && l.contains(recipient))
+            })
             .collect();
         if found.len() >= count || tokio::time::Instant::now() >= deadline {
             return found;

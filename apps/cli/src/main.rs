@@ -5,13 +5,19 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
-use tenantkit_accounts::{AccountError, DisplayName, Email, NewUser, PasswordHasher, PlainPassword};
+use tenantkit_accounts::{
+    AccountError, DisplayName, Email, NewUser, PasswordHasher, PlainPassword,
+};
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
 use tenantkit_kernel::UserId;
 
 #[derive(Parser)]
-#[command(name = "tenantkit-admin", version, about = "Tenantkit operator commands")]
+#[command(
+    name = "tenantkit-admin",
+    version,
+    about = "Tenantkit operator commands"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,7 +28,11 @@ enum Command {
     /// Apply database migrations, connecting as the schema owner.
     Migrate {
         /// The owner's connection URL.
-        #[arg(long, env = "TENANTKIT_DATABASE__MIGRATION_URL", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "TENANTKIT_DATABASE__MIGRATION_URL",
+            hide_env_values = true
+        )]
         database_url: String,
     },
     /// Create a platform admin. Without a password one is generated and printed once.
@@ -59,9 +69,12 @@ async fn main() -> ExitCode {
                     Err(error) => return fail(&error.to_string()),
                 };
                 match command {
-                    Command::CreateAdmin { email, name, password, if_missing } => {
-                        create_admin(&db, &email, &name, password, if_missing).await
-                    }
+                    Command::CreateAdmin {
+                        email,
+                        name,
+                        password,
+                        if_missing,
+                    } => create_admin(&db, &email, &name, password, if_missing).await,
                     Command::Admins { json } => list_admins(&db, json).await,
                     Command::Migrate { .. } | Command::Check => unreachable!("handled above"),
                 }
@@ -102,7 +115,10 @@ async fn create_admin(
 ) -> ExitCode {
     let (password, generated) = match password {
         Some(password) => (SecretString::from(password), false),
-        None => (SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), 20)), true),
+        None => (
+            SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), 20)),
+            true,
+        ),
     };
     let result = async {
         let user = NewUser {
@@ -122,7 +138,11 @@ async fn create_admin(
     .await;
     match result {
         Ok(user) => {
-            println!("created platform admin {} ({})", user.email.as_str(), user.id);
+            println!(
+                "created platform admin {} ({})",
+                user.email.as_str(),
+                user.id
+            );
             if generated {
                 println!("password (shown once): {}", password.expose_secret());
             }
@@ -144,7 +164,10 @@ async fn list_admins(db: &Database, json: bool) -> ExitCode {
     .await;
     match admins {
         Ok(admins) if json => {
-            println!("{}", serde_json::to_string_pretty(&admins).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&admins).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Ok(admins) => {

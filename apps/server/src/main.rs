@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use tenantkit_config::Settings;
-use tenantkit_web::{AppState, Application};
 use tenantkit_telemetry::shutdown_signal;
+use tenantkit_web::{AppState, Application};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,6 +16,8 @@ async fn main() -> ExitCode {
         }
     };
     tenantkit_telemetry::init_logging(&settings.log);
+    // Safe to log: secrets are `SecretString`s and print as [REDACTED].
+    tracing::debug!(?settings, "configuration loaded");
     let state = match AppState::new(settings) {
         Ok(state) => state,
         Err(error) => {

@@ -1,36 +1,71 @@
 //! Worker wiring, a library so tests run the very worker production runs.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
 use tenantkit_notifications::{Mailer, WelcomeEmail, deliver_welcome};
+use tokio::sync::watch;
+
+/// The longest pause between attempts to restart a worker whose backend failed.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown` completes, then stops fetching and waits for running jobs.
+///
+/// apalis ends a worker when its backend fails (PostgreSQL restarting, say); this loop starts
+/// it again with a growing pause, so an outage delays jobs but never stops the process.
 pub async fn run(
     settings: &Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let db = Database::connect_lazy(&settings.database).map_err(|e| e.to_string())?;
     let mailer = Mailer::new(&settings.smtp).map_err(|e| e.to_string())?;
-    let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
-    tracing::info!(worker = %name, "worker starting");
-    let welcome = WorkerBuilder::new(name.as_str())
-        .backend(tenantkit_jobs::storage::<WelcomeEmail>(&db).with_pubsub())
-        .data(db.clone())
-        .data(mailer)
-        .enable_tracing()
-        .catch_panic()
-        .concurrency(settings.worker.concurrency)
-        .build(deliver_welcome);
-    let stopping = async move {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutdown requested; finishing running jobs");
-        Ok::<(), std::io::Error>(())
-    };
-    let result = welcome.run_until(stopping).await.map_err(|e| e.to_string());
+        let _ = stop_tx.send(true);
+    });
+
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
+        tracing::info!(worker = %name, "worker starting");
+        let welcome = WorkerBuilder::new(name.as_str())
+            .backend(tenantkit_jobs::storage::<WelcomeEmail>(&db).with_pubsub())
+            .data(db.clone())
+            .data(mailer.clone())
+            .enable_tracing()
+            .catch_panic()
+            .concurrency(settings.worker.concurrency)
+            .build(deliver_welcome);
+        let started = std::time::Instant::now();
+        let mut stop = stop_rx.clone();
+        let result = welcome
+            .run_until(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+        if *stop_rx.borrow() {
+            break;
+        }
+        if started.elapsed() > MAX_RESTART_DELAY {
+            delay = Duration::from_secs(1); // it ran well for a while: this is a new outage
+        }
+        match result {
+            Ok(()) => tracing::warn!("worker ended without a shutdown request; restarting"),
+            Err(error) => tracing::warn!(%error, ?delay, "worker failed; restarting"),
+        }
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stopping| *stopping) => break,
+        }
+        delay = (delay * 2).min(MAX_RESTART_DELAY);
+    }
     db.close().await;
     tracing::info!("worker stopped");
-    result
+    Ok(())
 }

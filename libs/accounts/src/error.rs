@@ -3,7 +3,10 @@ use tenantkit_db::DbError;
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("an account with this email already exists")]
     EmailTaken,
     #[error(transparent)]
@@ -14,6 +17,9 @@ pub enum AccountError {
 
 impl AccountError {
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid { field, message: message.into() }
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }

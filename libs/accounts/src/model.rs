@@ -49,7 +49,10 @@ impl DisplayName {
             return Err(AccountError::invalid("name", "is required"));
         }
         if name.chars().count() > 200 {
-            return Err(AccountError::invalid("name", "is longer than 200 characters"));
+            return Err(AccountError::invalid(
+                "name",
+                "is longer than 200 characters",
+            ));
         }
         if name.chars().any(char::is_control) {
             return Err(AccountError::invalid("name", "contains control characters"));
@@ -84,12 +87,24 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_domains_lowercased() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "Ada@example.com");
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "Ada@example.com"
+        );
     }
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.com", "ada@example.com."] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "ada@example.com.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version, password_hash::PasswordHasher as _};
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version,
+    password_hash::PasswordHasher as _,
+};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
@@ -42,7 +45,9 @@ pub struct PasswordHasher {
 impl Default for PasswordHasher {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { permits: Arc::new(Semaphore::new(cores)) }
+        Self {
+            permits: Arc::new(Semaphore::new(cores)),
+        }
     }
 }
 
@@ -53,7 +58,11 @@ fn argon2() -> Argon2<'static> {
 
 impl PasswordHasher {
     pub async fn hash(&self, password: PlainPassword) -> Result<String, AccountError> {
-        let _permit = self.permits.acquire().await.map_err(|e| AccountError::Hashing(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             argon2()
                 .hash_password(password.0.expose_secret().as_bytes())
@@ -65,10 +74,17 @@ impl PasswordHasher {
     }
 
     pub async fn verify(&self, password: SecretString, hash: String) -> Result<bool, AccountError> {
-        let _permit = self.permits.acquire().await.map_err(|e| AccountError::Hashing(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&hash).map_err(|e| AccountError::Hashing(e.to_string()))?;
-            Ok(argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok())
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| AccountError::Hashing(e.to_string()))?;
+            Ok(argon2()
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok())
         })
         .await
         .map_err(|e| AccountError::Hashing(e.to_string()))?
@@ -85,8 +101,18 @@ mod tests {
         let password = PlainPassword::parse(SecretString::from("correct horse battery")).unwrap();
         let hash = hasher.hash(password).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(hasher.verify(SecretString::from("correct horse battery"), hash.clone()).await.unwrap());
-        assert!(!hasher.verify(SecretString::from("wrong horse battery"), hash).await.unwrap());
+        assert!(
+            hasher
+                .verify(SecretString::from("correct horse battery"), hash.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(SecretString::from("wrong horse battery"), hash)
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

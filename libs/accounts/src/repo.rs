@@ -37,13 +37,19 @@ macro_rules! select_users {
 }
 
 pub async fn find(conn: &mut PgConnection, id: UserId) -> Result<Option<User>, DbError> {
-    Ok(select_users!("where id = $1", id.as_uuid()).fetch_optional(conn).await?)
+    Ok(select_users!("where id = $1", id.as_uuid())
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<User>, DbError> {
-    Ok(select_users!("where lower(email) = lower($1)", email).fetch_optional(conn).await?)
+    Ok(select_users!("where lower(email) = lower($1)", email)
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub async fn list_platform_admins(conn: &mut PgConnection) -> Result<Vec<User>, DbError> {
-    Ok(select_users!("where is_platform_admin order by created_at").fetch_all(conn).await?)
+    Ok(select_users!("where is_platform_admin order by created_at")
+        .fetch_all(conn)
+        .await?)
 }

@@ -25,12 +25,20 @@ const MIN_SECRET_KEY_LEN: usize = 32;
 pub(crate) fn weak_secret_key(key: &SecretString) -> Option<String> {
     let text = key.expose_secret();
     if text == DEVELOPMENT_SECRET_KEY {
-        return Some("secret_key is the development key: generate one with `openssl rand -hex 32`".to_owned());
+        return Some(
+            "secret_key is the development key: generate one with `openssl rand -hex 32`"
+                .to_owned(),
+        );
     }
     if text.len() < MIN_SECRET_KEY_LEN {
-        return Some(format!("secret_key is too short: use at least {MIN_SECRET_KEY_LEN} random bytes"));
+        return Some(format!(
+            "secret_key is too short: use at least {MIN_SECRET_KEY_LEN} random bytes"
+        ));
     }
-    let distinct = text.chars().collect::<std::collections::BTreeSet<_>>().len();
+    let distinct = text
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     if distinct < 8 {
         return Some("secret_key is not random enough: use `openssl rand -hex 32`".to_owned());
     }
@@ -41,19 +49,32 @@ pub(crate) fn deploy_problems(settings: &Settings) -> Vec<DeployProblem> {
     let mut problems = Vec::new();
     let mut add = |key, message: String| problems.push(DeployProblem { key, message });
     if settings.environment != Environment::Production {
-        add("environment", format!("is {}, not production", settings.environment));
+        add(
+            "environment",
+            format!("is {}, not production", settings.environment),
+        );
     }
     if let Some(message) = weak_secret_key(&settings.secret_key) {
         add("secret_key", message);
     }
     if !settings.server.secure_cookies {
-        add("server.secure_cookies", "is off: session cookies would travel over plain HTTP".to_owned());
+        add(
+            "server.secure_cookies",
+            "is off: session cookies would travel over plain HTTP".to_owned(),
+        );
     }
     if settings.server.public_url.scheme() != "https" {
         add("server.public_url", "does not use https".to_owned());
     }
-    if !requires_tls(&settings.database.url, &["require", "verify-ca", "verify-full"], "sslmode") {
-        add("database.url", "does not set sslmode=require (or verify-full)".to_owned());
+    if !requires_tls(
+        &settings.database.url,
+        &["require", "verify-ca", "verify-full"],
+        "sslmode",
+    ) {
+        add(
+            "database.url",
+            "does not set sslmode=require (or verify-full)".to_owned(),
+        );
     }
     if !Url::parse(settings.redis.url.expose_secret()).is_ok_and(|u| u.scheme() == "rediss") {
         add("redis.url", "does not use TLS (rediss://)".to_owned());
@@ -63,12 +84,17 @@ pub(crate) fn deploy_problems(settings: &Settings) -> Vec<DeployProblem> {
         u.scheme() == "smtps" || u.query_pairs().any(|(k, v)| k == "tls" && v == "required")
     });
     if !smtp_tls {
-        add("smtp.url", "does not use TLS (smtps:// or ?tls=required)".to_owned());
+        add(
+            "smtp.url",
+            "does not use TLS (smtps:// or ?tls=required)".to_owned(),
+        );
     }
     problems
 }
 
 fn requires_tls(url: &SecretString, accepted: &[&str], param: &str) -> bool {
-    Url::parse(url.expose_secret())
-        .is_ok_and(|u| u.query_pairs().any(|(k, v)| k == param && accepted.contains(&v.as_ref())))
+    Url::parse(url.expose_secret()).is_ok_and(|u| {
+        u.query_pairs()
+            .any(|(k, v)| k == param && accepted.contains(&v.as_ref()))
+    })
 }

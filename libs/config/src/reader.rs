@@ -18,14 +18,22 @@ pub(crate) fn env_name(key: &str) -> String {
 
 impl Reader {
     pub(crate) fn new(figment: Figment) -> Self {
-        Self { figment, problems: Vec::new() }
+        Self {
+            figment,
+            problems: Vec::new(),
+        }
     }
 
     fn raw(&self, key: &str) -> Option<String> {
         match self.figment.find_value(key).ok()? {
             Value::String(_, s) => Some(s),
             Value::Bool(_, b) => Some(b.to_string()),
-            Value::Num(_, n) => n.to_i128().map(|n| n.to_string()).or_else(|| n.to_f64().map(|f| f.to_string())),
+            // Env and TOML numbers arrive typed (`USize(1)`, `I64(-3)`, `F64(0.5)`).
+            Value::Num(_, n) => n
+                .to_u128()
+                .map(|n| n.to_string())
+                .or_else(|| n.to_i128().map(|n| n.to_string()))
+                .or_else(|| n.to_f64().map(|f| f.to_string())),
             Value::Char(_, c) => Some(c.to_string()),
             _ => None,
         }
@@ -67,7 +75,6 @@ impl Reader {
         }
     }
 
-
     /// A secret is taken from `key`, or read from the file named by `key_file`
     /// (the usual way Kubernetes mounts secrets). Its text never enters a problem message.
     pub(crate) fn secret(&mut self, key: &str) -> Option<SecretString> {
@@ -77,7 +84,9 @@ impl Reader {
         let file_key = format!("{key}_file");
         let path = self.raw(&file_key)?;
         match std::fs::read_to_string(&path) {
-            Ok(text) => Some(SecretString::from(text.trim_end_matches(['\n', '\r']).to_owned())),
+            Ok(text) => Some(SecretString::from(
+                text.trim_end_matches(['\n', '\r']).to_owned(),
+            )),
             Err(error) => {
                 self.problems.push(format!(
                     "{file_key} (env {}): cannot read {path:?}: {error}",
@@ -90,7 +99,12 @@ impl Reader {
 
     pub(crate) fn required_secret(&mut self, key: &str) -> Option<SecretString> {
         let secret = self.secret(key);
-        if secret.is_none() && !self.problems.iter().any(|p| p.starts_with(&format!("{key}_file"))) {
+        if secret.is_none()
+            && !self
+                .problems
+                .iter()
+                .any(|p| p.starts_with(&format!("{key}_file")))
+        {
             self.problems.push(format!(
                 "{key} is missing: set {} (or {}_FILE)",
                 env_name(key),

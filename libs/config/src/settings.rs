@@ -12,7 +12,8 @@ use url::Url;
 use crate::{ConfigError, reader::Reader};
 
 /// A development-only key: `check` and production start-up reject it.
-pub(crate) const DEVELOPMENT_SECRET_KEY: &str = "development-only-secret-key-do-not-use-in-production";
+pub(crate) const DEVELOPMENT_SECRET_KEY: &str =
+    "development-only-secret-key-do-not-use-in-production";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Environment {
@@ -127,7 +128,11 @@ impl Settings {
             None => {}
         }
         figment
-            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
             .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
             .merge(Env::raw().only(&["SMTP_URL"]).map(|_| "smtp.url".into()))
             .merge(Env::prefixed("TENANTKIT_").split("__").ignore(&["CONFIG"]))
@@ -168,8 +173,16 @@ impl Settings {
         };
 
         for (key, url, schemes) in [
-            ("database.url", &database_url, &["postgres", "postgresql"][..]),
-            ("database.migration_url", &migration_url, &["postgres", "postgresql"][..]),
+            (
+                "database.url",
+                &database_url,
+                &["postgres", "postgresql"][..],
+            ),
+            (
+                "database.migration_url",
+                &migration_url,
+                &["postgres", "postgresql"][..],
+            ),
             ("redis.url", &redis_url, &["redis", "rediss"][..]),
             ("smtp.url", &smtp_url, &["smtp", "smtps"][..]),
         ] {
@@ -178,15 +191,18 @@ impl Settings {
             }
         }
         if max_connections == 0 {
-            r.problems.push("database.max_connections must be at least 1".to_owned());
+            r.problems
+                .push("database.max_connections must be at least 1".to_owned());
         }
         if concurrency == 0 {
-            r.problems.push("worker.concurrency must be at least 1".to_owned());
+            r.problems
+                .push("worker.concurrency must be at least 1".to_owned());
         }
-        if production && let Some(key) = &secret_key {
-            if let Some(problem) = crate::deploy_check::weak_secret_key(key) {
-                r.problems.push(problem);
-            }
+        if production
+            && let Some(key) = &secret_key
+            && let Some(problem) = crate::deploy_check::weak_secret_key(key)
+        {
+            r.problems.push(problem);
         }
 
         let public_url = public_url.unwrap_or_else(|| {
@@ -218,11 +234,16 @@ impl Settings {
                         concurrency,
                         shutdown_timeout: Duration::from_secs(worker_shutdown),
                     },
-                    log: LogSettings { format: log_format, filter: log_filter },
+                    log: LogSettings {
+                        format: log_format,
+                        filter: log_filter,
+                    },
                     secret_key,
                 })
             }
-            _ => Err(ConfigError { problems: r.problems }),
+            _ => Err(ConfigError {
+                problems: r.problems,
+            }),
         }
     }
 

@@ -5,12 +5,17 @@ use crate::{Environment, Settings};
 
 fn base() -> Figment {
     Figment::new()
-        .merge(Serialized::default("database.url", "postgres://app:db-password@localhost/tenantkit"))
+        .merge(Serialized::default(
+            "database.url",
+            "postgres://app:db-password@localhost/tenantkit",
+        ))
         .merge(Serialized::default("redis.url", "redis://localhost:6379"))
 }
 
 fn problems(figment: Figment) -> Vec<String> {
-    Settings::load_from(figment).expect_err("should be invalid").problems
+    Settings::load_from(figment)
+        .expect_err("should be invalid")
+        .problems
 }
 
 #[test]
@@ -21,14 +26,20 @@ fn defaults_fill_everything_but_the_connections() {
     assert_eq!(settings.database.max_connections, 10);
     assert!(!settings.server.secure_cookies);
     // The migration URL falls back to the application URL.
-    assert_eq!(settings.database.migration_url.expose_secret(), settings.database.url.expose_secret());
+    assert_eq!(
+        settings.database.migration_url.expose_secret(),
+        settings.database.url.expose_secret()
+    );
 }
 
 #[test]
 fn missing_connections_are_each_reported() {
     let found = problems(Figment::new());
     assert_eq!(found.len(), 2, "{found:?}");
-    assert!(found[0].contains("database.url is missing") && found[0].contains("TENANTKIT_DATABASE__URL"));
+    assert!(
+        found[0].contains("database.url is missing")
+            && found[0].contains("TENANTKIT_DATABASE__URL")
+    );
     assert!(found[1].contains("redis.url is missing"));
 }
 
@@ -53,7 +64,10 @@ fn each_invalid_value_gets_its_own_message() {
     ];
     assert_eq!(found.len(), expect.len(), "{found:#?}");
     for key in expect {
-        assert!(found.iter().any(|p| p.starts_with(key)), "no message for {key}: {found:#?}");
+        assert!(
+            found.iter().any(|p| p.starts_with(key)),
+            "no message for {key}: {found:#?}"
+        );
     }
 }
 
@@ -61,33 +75,67 @@ fn each_invalid_value_gets_its_own_message() {
 fn production_refuses_missing_and_weak_secret_keys() {
     let production = base().merge(Serialized::default("environment", "production"));
     assert!(problems(production.clone())[0].contains("secret_key is missing"));
-    for weak in ["short", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", crate::settings::DEVELOPMENT_SECRET_KEY] {
-        let found = problems(production.clone().merge(Serialized::default("secret_key", weak)));
-        assert!(found.iter().any(|p| p.starts_with("secret_key")), "{weak:?} accepted: {found:?}");
+    for weak in [
+        "short",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        crate::settings::DEVELOPMENT_SECRET_KEY,
+    ] {
+        let found = problems(
+            production
+                .clone()
+                .merge(Serialized::default("secret_key", weak)),
+        );
+        assert!(
+            found.iter().any(|p| p.starts_with("secret_key")),
+            "{weak:?} accepted: {found:?}"
+        );
     }
-    let strong = production.merge(Serialized::default("secret_key", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"));
+    let strong = production.merge(Serialized::default(
+        "secret_key",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    ));
     assert!(Settings::load_from(strong).is_ok());
 }
 
 #[test]
 fn secrets_are_redacted_in_debug_output_and_in_errors() {
-    let settings = Settings::load_from(base().merge(Serialized::default("secret_key", "super-secret-key-material"))).unwrap();
+    let settings = Settings::load_from(base().merge(Serialized::default(
+        "secret_key",
+        "super-secret-key-material",
+    )))
+    .unwrap();
     let debug = format!("{settings:?}");
     assert!(!debug.contains("db-password"), "{debug}");
     assert!(!debug.contains("super-secret-key-material"), "{debug}");
-    let bad = problems(base().merge(Serialized::default("database.url", "mysql://root:hunter2@db/x")));
+    let bad = problems(base().merge(Serialized::default(
+        "database.url",
+        "mysql://root:hunter2@db/x",
+    )));
     assert!(bad.iter().all(|p| !p.contains("hunter2")), "{bad:?}");
-    assert_eq!(crate::redacted_url(&settings.database.url), "postgres://app:***@localhost/tenantkit");
+    assert_eq!(
+        crate::redacted_url(&settings.database.url),
+        "postgres://app:***@localhost/tenantkit"
+    );
 }
 
 #[test]
 fn secrets_can_come_from_files() {
     let path = std::env::temp_dir().join(format!("tenantkit-secret-{}", std::process::id()));
     std::fs::write(&path, "key-from-a-mounted-secret-file-0123456789\n").unwrap();
-    let settings = Settings::load_from(base().merge(Serialized::default("secret_key_file", path.to_str().unwrap()))).unwrap();
-    assert_eq!(settings.secret_key.expose_secret(), "key-from-a-mounted-secret-file-0123456789");
+    let settings = Settings::load_from(base().merge(Serialized::default(
+        "secret_key_file",
+        path.to_str().unwrap(),
+    )))
+    .unwrap();
+    assert_eq!(
+        settings.secret_key.expose_secret(),
+        "key-from-a-mounted-secret-file-0123456789"
+    );
     std::fs::remove_file(&path).unwrap();
-    let missing = problems(base().merge(Serialized::default("secret_key_file", "/nonexistent/secret")));
+    let missing = problems(base().merge(Serialized::default(
+        "secret_key_file",
+        "/nonexistent/secret",
+    )));
     assert!(missing[0].starts_with("secret_key_file"), "{missing:?}");
 }
 
@@ -95,18 +143,53 @@ fn secrets_can_come_from_files() {
 fn deploy_check_flags_each_unsafe_setting() {
     let settings = Settings::load_from(base()).unwrap();
     let keys: Vec<&str> = settings.deploy_problems().iter().map(|p| p.key).collect();
-    for key in ["environment", "secret_key", "server.secure_cookies", "server.public_url", "database.url", "redis.url", "smtp.url"] {
+    for key in [
+        "environment",
+        "secret_key",
+        "server.secure_cookies",
+        "server.public_url",
+        "database.url",
+        "redis.url",
+        "smtp.url",
+    ] {
         assert!(keys.contains(&key), "{key} not flagged: {keys:?}");
     }
     let safe = Settings::load_from(
         Figment::new()
             .merge(Serialized::default("environment", "production"))
-            .merge(Serialized::default("secret_key", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"))
-            .merge(Serialized::default("server.public_url", "https://app.example.com/"))
-            .merge(Serialized::default("database.url", "postgres://app:pw@db/tk?sslmode=verify-full"))
+            .merge(Serialized::default(
+                "secret_key",
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            ))
+            .merge(Serialized::default(
+                "server.public_url",
+                "https://app.example.com/",
+            ))
+            .merge(Serialized::default(
+                "database.url",
+                "postgres://app:pw@db/tk?sslmode=verify-full",
+            ))
             .merge(Serialized::default("redis.url", "rediss://cache:6380"))
             .merge(Serialized::default("smtp.url", "smtps://mail.example.com")),
     )
     .unwrap();
     assert_eq!(safe.deploy_problems(), vec![]);
+}
+
+#[test]
+fn numbers_from_the_environment_are_read() {
+    // Env values are typed by figment: "1" arrives as an unsigned number, "-3" as a signed one.
+    let settings = Settings::load_from(
+        base()
+            .merge(Serialized::default("database.acquire_timeout_secs", 1usize))
+            .merge(Serialized::default("server.shutdown_timeout_secs", 7u8)),
+    )
+    .unwrap();
+    assert_eq!(settings.database.acquire_timeout.as_secs(), 1);
+    assert_eq!(settings.server.shutdown_timeout.as_secs(), 7);
+    let negative = problems(base().merge(Serialized::default("worker.concurrency", -3i64)));
+    assert!(
+        negative[0].starts_with("worker.concurrency"),
+        "{negative:?}"
+    );
 }

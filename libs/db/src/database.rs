@@ -41,7 +41,9 @@ impl Database {
 
     /// Opens a transaction with no tenant: for global tables (users). Tenant tables read empty.
     pub async fn global(&self) -> Result<GlobalTx, DbError> {
-        Ok(GlobalTx { tx: self.pool.begin().await? })
+        Ok(GlobalTx {
+            tx: self.pool.begin().await?,
+        })
     }
 
     /// The audited cross-tenant read path; see [`PlatformTx`].

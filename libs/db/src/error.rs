@@ -31,7 +31,10 @@ impl From<sqlx::Error> for DbError {
             }
             // 57P01..57P03: the server is shutting down or starting up.
             sqlx::Error::Database(db)
-                if db.code().as_deref().is_some_and(|code| code.starts_with("57P")) =>
+                if db
+                    .code()
+                    .as_deref()
+                    .is_some_and(|code| code.starts_with("57P")) =>
             {
                 DbError::Unavailable(error)
             }

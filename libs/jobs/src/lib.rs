@@ -39,7 +39,10 @@ pub enum JobError {
 /// Adds `job` to its queue as part of `tx`: it exists exactly when `tx` commits.
 pub async fn enqueue<J: TenantJob>(tx: &mut TenantTx, job: &J) -> Result<(), JobError> {
     if job.tenant_id() != tx.tenant_id() {
-        return Err(JobError::WrongTenant { job: job.tenant_id(), tx: tx.tenant_id() });
+        return Err(JobError::WrongTenant {
+            job: job.tenant_id(),
+            tx: tx.tenant_id(),
+        });
     }
     let task = TaskBuilder::new(serde_json::to_vec(job)?)
         .max_attempts(J::MAX_ATTEMPTS)

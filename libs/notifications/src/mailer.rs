@@ -1,8 +1,6 @@
 //! A pooled SMTP transport with a timeout on every send.
 
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox,
-};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox};
 use secrecy::ExposeSecret;
 use tenantkit_config::SmtpSettings;
 
@@ -24,14 +22,17 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(settings: &SmtpSettings) -> Result<Self, MailerError> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.expose_secret())
-            .map_err(|e| MailerError::Settings(e.to_string()))?
-            .timeout(Some(settings.timeout))
-            .build();
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.expose_secret())
+                .map_err(|e| MailerError::Settings(e.to_string()))?
+                .timeout(Some(settings.timeout))
+                .build();
         let from = settings
             .from
             .parse()
-            .map_err(|e: lettre::address::AddressError| MailerError::Settings(format!("smtp.from: {e}")))?;
+            .map_err(|e: lettre::address::AddressError| {
+                MailerError::Settings(format!("smtp.from: {e}"))
+            })?;
         Ok(Self { transport, from })
     }
 

@@ -5,7 +5,10 @@ use tenantkit_jobs::JobError;
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("the address {0:?} is taken")]
     SlugTaken(String),
     #[error(transparent)]

@@ -12,15 +12,22 @@ pub struct TenantSlug(String);
 impl TenantSlug {
     pub fn parse(raw: &str) -> Result<Self, TenancyError> {
         let slug = raw.trim();
-        let invalid = |message: &str| TenancyError::Invalid { field: "slug", message: message.to_owned() };
+        let invalid = |message: &str| TenancyError::Invalid {
+            field: "slug",
+            message: message.to_owned(),
+        };
         if slug.len() < 2 || slug.len() > 63 {
             return Err(invalid("must be 2 to 63 characters"));
         }
-        if !slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        if !slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             || slug.starts_with('-')
             || slug.ends_with('-')
         {
-            return Err(invalid("may use lowercase letters, digits and inner hyphens only"));
+            return Err(invalid(
+                "may use lowercase letters, digits and inner hyphens only",
+            ));
         }
         Ok(Self(slug.to_owned()))
     }
@@ -36,7 +43,8 @@ impl TenantSlug {
             }
         }
         let slug = slug.trim_end_matches('-');
-        Self::parse(&slug[..slug.len().min(63)].trim_end_matches('-').to_owned())
+        // Only ASCII was pushed, so byte slicing is safe.
+        Self::parse(slug[..slug.len().min(63)].trim_end_matches('-'))
     }
 
     pub fn as_str(&self) -> &str {
@@ -51,7 +59,10 @@ pub struct TenantName(String);
 impl TenantName {
     pub fn parse(raw: &str) -> Result<Self, TenancyError> {
         let name = raw.trim();
-        let invalid = |message: &str| TenancyError::Invalid { field: "organisation", message: message.to_owned() };
+        let invalid = |message: &str| TenancyError::Invalid {
+            field: "organisation",
+            message: message.to_owned(),
+        };
         if name.is_empty() {
             return Err(invalid("is required"));
         }
@@ -110,7 +121,16 @@ mod tests {
     #[test]
     fn slugs_accept_the_documented_alphabet_only() {
         assert!(TenantSlug::parse("acme-labs-2").is_ok());
-        for bad in ["a", "-acme", "acme-", "Acme", "acme labs", "acme_labs", "ac/me", "ünï"] {
+        for bad in [
+            "a",
+            "-acme",
+            "acme-",
+            "Acme",
+            "acme labs",
+            "acme_labs",
+            "ac/me",
+            "ünï",
+        ] {
             assert!(TenantSlug::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -118,7 +138,10 @@ mod tests {
     #[test]
     fn slugs_derive_from_names() {
         let name = TenantName::parse("  Acme Labs, Inc.  ").unwrap();
-        assert_eq!(TenantSlug::from_name(&name).unwrap().as_str(), "acme-labs-inc");
+        assert_eq!(
+            TenantSlug::from_name(&name).unwrap().as_str(),
+            "acme-labs-inc"
+        );
         assert!(TenantSlug::from_name(&TenantName::parse("!!!").unwrap()).is_err());
     }
 }

@@ -4,9 +4,13 @@
 use tenantkit_db::{DbError, PlatformTx, TenantTx};
 use tenantkit_kernel::{Role, UserId};
 
-use crate::{Membership, Tenant, TenantName, TenantSlug, TenantStatus, TenancyError};
+use crate::{Membership, TenancyError, Tenant, TenantName, TenantSlug, TenantStatus};
 
-pub async fn insert_tenant(tx: &mut TenantTx, slug: &TenantSlug, name: &TenantName) -> Result<(), TenancyError> {
+pub async fn insert_tenant(
+    tx: &mut TenantTx,
+    slug: &TenantSlug,
+    name: &TenantName,
+) -> Result<(), TenancyError> {
     let id = tx.tenant_id();
     sqlx::query!(
         "insert into tenants (id, slug, name) values ($1, $2, $3)",
@@ -17,7 +21,9 @@ pub async fn insert_tenant(tx: &mut TenantTx, slug: &TenantSlug, name: &TenantNa
     .execute(tx.conn())
     .await
     .map_err(|e| match DbError::from(e) {
-        DbError::UniqueViolation(c) if c == "tenants_slug_key" => TenancyError::SlugTaken(slug.as_str().to_owned()),
+        DbError::UniqueViolation(c) if c == "tenants_slug_key" => {
+            TenancyError::SlugTaken(slug.as_str().to_owned())
+        }
         other => TenancyError::Db(other),
     })?;
     Ok(())
@@ -59,7 +65,9 @@ pub async fn members(tx: &mut TenantTx) -> Result<Vec<Membership>, DbError> {
             Ok(Membership {
                 tenant_id: tenantkit_kernel::TenantId::from_uuid(r.tenant_id),
                 user_id: UserId::from_uuid(r.user_id),
-                role: r.role.parse().map_err(|e: tenantkit_kernel::UnknownRole| DbError::Other(sqlx::Error::Decode(e.into())))?,
+                role: r.role.parse().map_err(|e: tenantkit_kernel::UnknownRole| {
+                    DbError::Other(sqlx::Error::Decode(e.into()))
+                })?,
             })
         })
         .collect()

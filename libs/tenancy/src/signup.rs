@@ -26,7 +26,11 @@ pub struct SignedUp {
     pub slug: String,
 }
 
-pub async fn sign_up(db: &Database, hasher: &PasswordHasher, form: SignUp) -> Result<SignedUp, TenancyError> {
+pub async fn sign_up(
+    db: &Database,
+    hasher: &PasswordHasher,
+    form: SignUp,
+) -> Result<SignedUp, TenancyError> {
     // Validate everything before the expensive hash and before any write.
     let organisation = TenantName::parse(&form.organisation)?;
     let slug = match form.slug.as_deref() {
@@ -50,13 +54,27 @@ pub async fn sign_up(db: &Database, hasher: &PasswordHasher, form: SignUp) -> Re
     repo::insert_tenant(&mut tx, &slug, &organisation).await?;
     tenantkit_accounts::repo::insert(tx.conn(), &user).await?;
     repo::add_member(&mut tx, user.id, Role::Owner).await?;
-    audit::record(&mut tx, Some(user.id), "tenant.created", json!({ "slug": slug.as_str() })).await?;
+    audit::record(
+        &mut tx,
+        Some(user.id),
+        "tenant.created",
+        json!({ "slug": slug.as_str() }),
+    )
+    .await?;
     tenantkit_jobs::enqueue(
         &mut tx,
-        &WelcomeEmail { tenant_id, user_id: user.id, organisation: organisation.as_str().to_owned() },
+        &WelcomeEmail {
+            tenant_id,
+            user_id: user.id,
+            organisation: organisation.as_str().to_owned(),
+        },
     )
     .await?;
     tx.commit().await?;
     tracing::info!(%tenant_id, user_id = %user.id, "tenant signed up");
-    Ok(SignedUp { tenant_id, user_id: user.id, slug: slug.as_str().to_owned() })
+    Ok(SignedUp {
+        tenant_id,
+        user_id: user.id,
+        slug: slug.as_str().to_owned(),
+    })
 }

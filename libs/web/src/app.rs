@@ -4,15 +4,12 @@
 use std::{future::Future, net::SocketAddr};
 
 use poem::{
-    EndpointExt, Route, Server, get, handler,
-    listener::TcpAcceptor,
-    middleware::{AddData, SizeLimit},
-    web::Html,
+    EndpointExt, Route, Server, get, handler, listener::TcpAcceptor, middleware::AddData, web::Html,
 };
 
 use crate::{
     AppState, api, health,
-    middleware::{Observe, SecurityHeaders},
+    middleware::{BodyLimit, Observe, SecurityHeaders},
 };
 
 /// JSON bodies larger than this are refused with 413 before they are read.
@@ -30,7 +27,11 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(state.settings.server.bind).await?;
         let address = listener.local_addr()?;
         let acceptor = TcpAcceptor::from_tokio(listener)?;
-        Ok(Self { state, acceptor, address })
+        Ok(Self {
+            state,
+            acceptor,
+            address,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -70,10 +71,12 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
         .at("/metrics", get(health::metrics))
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
-        .nest("/api/v1", api.with(SizeLimit::new(MAX_API_BODY_BYTES)))
+        .nest("/api/v1", api.with(BodyLimit(MAX_API_BODY_BYTES)))
         .with(AddData::new(state.clone()))
         .with(Observe)
-        .with(SecurityHeaders { hsts: state.settings.server.public_url.scheme() == "https" })
+        .with(SecurityHeaders {
+            hsts: state.settings.server.public_url.scheme() == "https",
+        })
 }
 
 #[handler]

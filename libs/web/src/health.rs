@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use poem::{handler, http::StatusCode, web::{Data, Json}};
+use poem::{
+    handler,
+    http::StatusCode,
+    web::{Data, Json},
+};
 use serde_json::json;
 
 use crate::AppState;
@@ -30,7 +34,11 @@ pub(crate) async fn readyz(state: Data<&AppState>) -> (StatusCode, Json<serde_js
         "checks": { "postgres": verdict(&postgres), "redis": verdict(&redis) },
         "shutting_down": shutting_down,
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 

@@ -73,18 +73,25 @@ pub enum ApiError {
 }
 
 fn bad_request(error: poem::Error) -> ApiError {
-    ApiError::BadRequest(Json(Problem::new(400, "bad-request", "Bad request").detail(error.to_string())))
+    ApiError::BadRequest(Json(
+        Problem::new(400, "bad-request", "Bad request").detail(error.to_string()),
+    ))
 }
 
 impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         let mut problem = Problem::new(422, "invalid", "Invalid input");
-        problem.errors.push(FieldProblem { field: field.to_owned(), message: message.into() });
+        problem.errors.push(FieldProblem {
+            field: field.to_owned(),
+            message: message.into(),
+        });
         Self::Invalid(Json(problem))
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::Conflict(Json(Problem::new(409, "conflict", "Conflict").detail(detail)))
+        Self::Conflict(Json(
+            Problem::new(409, "conflict", "Conflict").detail(detail),
+        ))
     }
 
     pub fn not_found() -> Self {
@@ -93,7 +100,10 @@ impl ApiError {
 
     pub fn unavailable() -> Self {
         Self::Unavailable(
-            Json(Problem::new(503, "unavailable", "Service unavailable").detail("A dependency is unavailable; retry shortly.")),
+            Json(
+                Problem::new(503, "unavailable", "Service unavailable")
+                    .detail("A dependency is unavailable; retry shortly."),
+            ),
             RETRY_AFTER_SECS,
         )
     }
@@ -135,7 +145,9 @@ impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         match error {
             AccountError::Invalid { field, message } => Self::invalid(field, message),
-            AccountError::EmailTaken => Self::conflict("An account with this email already exists."),
+            AccountError::EmailTaken => {
+                Self::conflict("An account with this email already exists.")
+            }
             AccountError::Db(db) => db.into(),
             other => Self::internal(&other),
         }
@@ -146,7 +158,9 @@ impl From<TenancyError> for ApiError {
     fn from(error: TenancyError) -> Self {
         match error {
             TenancyError::Invalid { field, message } => Self::invalid(field, message),
-            TenancyError::SlugTaken(slug) => Self::conflict(format!("The address {slug:?} is taken.")),
+            TenancyError::SlugTaken(slug) => {
+                Self::conflict(format!("The address {slug:?} is taken."))
+            }
             TenancyError::Account(account) => account.into(),
             TenancyError::Db(db) => db.into(),
             other => Self::internal(&other),
@@ -156,15 +170,27 @@ impl From<TenancyError> for ApiError {
 
 /// Any error poem raises outside an operation (unknown route, wrong method, oversized body),
 /// rendered as problem+json for the API and as a plain page for browsers.
-pub(crate) fn render_poem_error(request_path: &str, error: &poem::Error) -> poem::Response {
+pub(crate) fn render_poem_error(request_path: &str, error: poem::Error) -> poem::Response {
+    // An operation's own error response (an `ApiError`) is already complete.
+    if error.is_from_response() {
+        return error.into_response();
+    }
     let status = error.status();
     if status.is_server_error() {
-        tracing::error!(error = %cause_chain(error as &dyn StdError), "unhandled error");
+        tracing::error!(error = %cause_chain(&error as &dyn StdError), "unhandled error");
     }
     let title = status.canonical_reason().unwrap_or("Error");
-    let detail = if status.is_server_error() { None } else { Some(error.to_string()) };
+    let detail = if status.is_server_error() {
+        None
+    } else {
+        Some(error.to_string())
+    };
     if request_path.starts_with("/api") {
-        let mut problem = Problem::new(status.as_u16(), &title.to_lowercase().replace(' ', "-"), title);
+        let mut problem = Problem::new(
+            status.as_u16(),
+            &title.to_lowercase().replace(' ', "-"),
+            title,
+        );
         problem.detail = detail;
         let body = serde_json::json!({
             "type": problem.kind, "title": problem.title, "status": problem.status, "detail": problem.detail,

@@ -24,6 +24,8 @@ impl AppState {
         let db = Database::connect_lazy(&settings.database).map_err(|e| e.to_string())?;
         let redis = redis::Client::open(settings.redis.url.expose_secret())
             .map_err(|e| format!("redis.url: {e}"))?;
+        // Install the metrics recorder before the first request records anything.
+        tenantkit_telemetry::metrics();
         Ok(Self {
             settings: Arc::new(settings),
             db,

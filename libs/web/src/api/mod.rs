@@ -13,7 +13,11 @@ pub(crate) enum ApiTags {
 }
 
 pub(crate) fn service(state: &AppState) -> OpenApiService<signup::SignupApi, ()> {
-    OpenApiService::new(signup::SignupApi, "Tenantkit API", env!("CARGO_PKG_VERSION"))
-        .description("Multi-tenant SaaS platform API. Errors are RFC 9457 problem+json documents.")
-        .server(format!("{}api/v1", state.settings.server.public_url))
+    OpenApiService::new(
+        signup::SignupApi,
+        "Tenantkit API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Multi-tenant SaaS platform API. Errors are RFC 9457 problem+json documents.")
+    .server(format!("{}api/v1", state.settings.server.public_url))
 }

@@ -45,7 +45,11 @@ enum SignUpResponse {
 impl SignupApi {
     /// Create an organisation and its owner account.
     #[oai(path = "/signups", method = "post")]
-    async fn sign_up(&self, state: Data<&AppState>, body: Json<SignUpRequest>) -> Result<SignUpResponse, ApiError> {
+    async fn sign_up(
+        &self,
+        state: Data<&AppState>,
+        body: Json<SignUpRequest>,
+    ) -> Result<SignUpResponse, ApiError> {
         let body = body.0;
         let done = sign_up(
             &state.db,
