@@ -223,6 +223,13 @@ async fn secrets_never_appear_in_logs() {
         output.contains("tenantkit server listening"),
         "logs were not captured: {output}"
     );
+    // JSON logs by configuration: every line is one JSON object.
+    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not a JSON log line: {line}"
+        );
+    }
     for secret in [secret_key, "lifecycle-secret-pw", password] {
         assert!(
             !output.contains(secret),

@@ -1,0 +1,89 @@
+//! A worker asked to stop finishes the job it is running before it exits.
+
+use std::time::Duration;
+
+use tenantkit_tests::{TestApp, mail, settings_for};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+
+/// A TCP relay to the real SMTP server that holds back the server's greeting for `delay`,
+/// so a delivery is reliably in flight for that long. Reports each accepted connection.
+async fn slow_smtp_relay(delay: Duration) -> (u16, mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream = tenantkit_tests::env("TENANTKIT_TEST_SMTP")
+        .trim_start_matches("smtp://")
+        .to_owned();
+    let (accepted, accepted_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let _ = accepted.send(());
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let mut server = TcpStream::connect(&upstream).await.unwrap();
+                tokio::time::sleep(delay).await;
+                let (mut client_read, mut client_write) = client.split();
+                let (mut server_read, mut server_write) = server.split();
+                let up = tokio::io::copy(&mut client_read, &mut server_write);
+                let down = async {
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        let n = server_read.read(&mut buffer).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        client_write.write_all(&buffer[..n]).await?;
+                    }
+                };
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    (port, accepted_rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_worker_finishes_the_running_job() {
+    let app = TestApp::spawn().await;
+    let (relay_port, mut accepted) = slow_smtp_relay(Duration::from_secs(2)).await;
+    let smtp = format!("smtp://127.0.0.1:{relay_port}");
+    let settings = settings_for(&app.db, &[("smtp.url", smtp.as_str())]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(tenantkit_worker::run(&settings, async {
+                let _ = stopped.await;
+            }))
+    });
+
+    let recipient = format!("drain-{}@shutdown.test", uuid::Uuid::now_v7().simple());
+    app.sign_up("Drain Co", &recipient).await;
+    // The delivery has started (the worker is talking to SMTP) when we ask it to stop.
+    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
+        .await
+        .expect("the job never started");
+    stop.send(()).unwrap();
+
+    let finished = tokio::task::spawn_blocking(move || worker.join().unwrap());
+    tokio::time::timeout(Duration::from_secs(30), finished)
+        .await
+        .expect("the worker did not stop")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mail::wait_for(&recipient, 1, Duration::from_secs(5))
+            .await
+            .len(),
+        1,
+        "the running job was not finished"
+    );
+    let status: String = sqlx::query_scalar("select status from apalis.jobs")
+        .fetch_one(&app.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(status, "Done");
+}
