@@ -27,13 +27,9 @@ struct Cli {
 enum Command {
     /// Apply database migrations, connecting as the schema owner.
     Migrate {
-        /// The owner's connection URL.
-        #[arg(
-            long,
-            env = "TENANTKIT_DATABASE__MIGRATION_URL",
-            hide_env_values = true
-        )]
-        database_url: String,
+        /// The owner's connection URL; defaults to the configured `database.migration_url`.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Create a platform admin. Without a password one is generated and printed once.
     CreateAdmin {
@@ -60,7 +56,16 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Migrate { database_url } => migrate(&database_url).await,
+        Command::Migrate {
+            database_url: Some(url),
+        } => migrate(&url).await,
+        Command::Migrate { database_url: None } => match Settings::load() {
+            Ok(settings) => migrate(settings.database.migration_url.expose_secret()).await,
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::from(2)
+            }
+        },
         Command::Check => check(),
         command => match Settings::load() {
             Ok(settings) => {
