@@ -14,6 +14,16 @@ use tenantkit_db::Database;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// A response's content type, or "" when it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub fn env(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
@@ -135,20 +145,36 @@ impl TestApp {
         format!("http://{}{}", self.address, path)
     }
 
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Signs up an organisation through the API; returns the response body.
     pub async fn sign_up(&self, organisation: &str, email: &str) -> serde_json::Value {
         let response = self
-            .client
-            .post(self.url("/api/v1/signups"))
-            .json(&serde_json::json!({
-                "organisation": organisation,
-                "name": "Owner",
-                "email": email,
-                "password": "correct horse battery staple",
-            }))
-            .send()
-            .await
-            .expect("request");
+            .post_json(
+                "/api/v1/signups",
+                serde_json::json!({
+                    "organisation": organisation,
+                    "name": "Owner",
+                    "email": email,
+                    "password": "correct horse battery staple",
+                }),
+            )
+            .await;
         assert_eq!(
             response.status(),
             201,

@@ -1,27 +1,19 @@
 //! The server's public surface: probes, the API document and docs page, problem+json errors,
 //! request ids and security headers.
 
-use tenantkit_tests::TestApp;
+use serde_json::json;
+use tenantkit_tests::{TestApp, content_type};
 
 #[tokio::test]
 async fn probes_answer_and_metrics_count_requests() {
     let app = TestApp::spawn().await;
-    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(health.status(), 200);
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["redis"], "ok");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     assert!(
         metrics.contains("route=\"/readyz\""),
@@ -32,15 +24,7 @@ async fn probes_answer_and_metrics_count_requests() {
 #[tokio::test]
 async fn the_openapi_document_and_docs_page_are_served() {
     let app = TestApp::spawn().await;
-    let spec: serde_json::Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: serde_json::Value = app.get("/api/openapi.json").await.json().await.unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let responses = &spec["paths"]["/signups"]["post"]["responses"];
     for status in ["201", "400", "409", "422", "503"] {
@@ -54,7 +38,7 @@ async fn the_openapi_document_and_docs_page_are_served() {
             .get("application/problem+json")
             .is_some()
     );
-    let docs = app.client.get(app.url("/api/docs")).send().await.unwrap();
+    let docs = app.get("/api/docs").await;
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();
     assert!(html.contains("swagger"), "not the docs page");
@@ -67,38 +51,41 @@ async fn the_openapi_document_and_docs_page_are_served() {
 #[tokio::test]
 async fn invalid_input_gets_problem_details_naming_the_field() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/signups"))
-        .json(&serde_json::json!({
-            "organisation": "Acme", "name": "Ada", "email": "not-an-email", "password": "correct horse battery",
-        }))
-        .send()
+    let cases = [
+        (
+            json!({ "organisation": "Acme", "name": "Ada", "email": "not-an-email", "password": "correct horse battery" }),
+            "email",
+        ),
+        (
+            json!({ "organisation": "Acme", "name": "Ada", "email": "a@b.co", "password": "short" }),
+            "password",
+        ),
+        (
+            json!({ "organisation": " ", "name": "Ada", "email": "a@b.co", "password": "correct horse battery" }),
+            "organisation",
+        ),
+        (
+            json!({ "organisation": "Acme", "slug": "../etc", "name": "Ada", "email": "a@b.co", "password": "correct horse battery" }),
+            "slug",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = app.post_json("/api/v1/signups", body).await;
+        assert_eq!(response.status(), 422, "{field}");
+        assert!(
+            content_type(&response).starts_with("application/problem+json"),
+            "{field}"
+        );
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["status"], 422);
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    // Nothing was written by any of them.
+    let users: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&app.db.owner)
         .await
         .unwrap();
-    assert_eq!(response.status(), 422);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/problem+json"),
-        "{content_type}"
-    );
-    let problem: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(problem["status"], 422);
-    assert_eq!(problem["errors"][0]["field"], "email");
-
-    let short = app
-        .client
-        .post(app.url("/api/v1/signups"))
-        .json(&serde_json::json!({ "organisation": "Acme", "name": "Ada", "email": "a@b.co", "password": "short" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(short.status(), 422);
-    let problem: serde_json::Value = short.json().await.unwrap();
-    assert_eq!(problem["errors"][0]["field"], "password");
+    assert_eq!(users, 0);
 }
 
 #[tokio::test]
@@ -124,24 +111,24 @@ async fn malformed_requests_get_4xx_problem_details_not_500() {
             "oversized body",
         ),
     ];
-    for (content_type, body, case) in cases {
+    for (kind, body, case) in cases {
         let response = app
             .client
             .post(app.url("/api/v1/signups"))
-            .header("content-type", content_type)
+            .header("content-type", kind)
             .body(body)
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        assert!(status.is_client_error(), "{case}: got {status}");
-        let content_type = response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .to_owned();
         assert!(
-            content_type.starts_with("application/problem+json"),
-            "{case}: {content_type}"
+            response.status().is_client_error(),
+            "{case}: got {}",
+            response.status()
+        );
+        let kind = content_type(&response);
+        assert!(
+            kind.starts_with("application/problem+json"),
+            "{case}: {kind}"
         );
     }
 }
@@ -149,32 +136,12 @@ async fn malformed_requests_get_4xx_problem_details_not_500() {
 #[tokio::test]
 async fn unknown_routes_are_404_problem_json_for_the_api_and_html_for_browsers() {
     let app = TestApp::spawn().await;
-    let api = app
-        .client
-        .get(app.url("/api/v1/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    let api = app.get("/api/v1/nothing-here").await;
     assert_eq!(api.status(), 404);
-    assert!(
-        api.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/problem+json")
-    );
-    let page = app
-        .client
-        .get(app.url("/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    assert!(content_type(&api).starts_with("application/problem+json"));
+    let page = app.get("/nothing-here").await;
     assert_eq!(page.status(), 404);
-    assert!(
-        page.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(content_type(&page).starts_with("text/html"));
     let wrong_method = app
         .client
         .delete(app.url("/api/v1/signups"))
@@ -188,17 +155,14 @@ async fn unknown_routes_are_404_problem_json_for_the_api_and_html_for_browsers()
 async fn conflicts_are_409() {
     let app = TestApp::spawn().await;
     app.sign_up("Dup", "one@dup.test").await;
-    let again = app
-        .client
-        .post(app.url("/api/v1/signups"))
-        .json(&serde_json::json!({
-            "organisation": "Other", "slug": "other", "name": "Two", "email": "ONE@dup.test",
-            "password": "correct horse battery staple",
-        }))
-        .send()
-        .await
-        .unwrap();
+    let same_email = json!({
+        "organisation": "Other", "slug": "other", "name": "Two", "email": "ONE@dup.test",
+        "password": "correct horse battery staple",
+    });
+    let again = app.post_json("/api/v1/signups", same_email).await;
     assert_eq!(again.status(), 409, "emails are unique regardless of case");
+    let problem: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(problem["status"], 409);
 }
 
 #[tokio::test]
@@ -232,7 +196,7 @@ async fn responses_carry_a_request_id_and_security_headers() {
     ] {
         assert!(generated.headers().contains_key(header), "missing {header}");
     }
-    let landing = app.client.get(app.url("/")).send().await.unwrap();
+    let landing = app.get("/").await;
     assert_eq!(landing.status(), 200);
     assert!(landing.headers().contains_key("content-security-policy"));
 }

@@ -66,15 +66,14 @@ async fn a_failed_sign_up_leaves_no_job_and_no_rows() {
     app.sign_up("Taken", "first@taken.test").await;
     // Same address: the tenant insert fails, so nothing of this attempt may remain.
     let response = app
-        .client
-        .post(app.url("/api/v1/signups"))
-        .json(&serde_json::json!({
-            "organisation": "Taken", "name": "Second", "email": "second@taken.test",
-            "password": "correct horse battery staple",
-        }))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/v1/signups",
+            serde_json::json!({
+                "organisation": "Taken", "name": "Second", "email": "second@taken.test",
+                "password": "correct horse battery staple",
+            }),
+        )
+        .await;
     assert_eq!(response.status(), 409);
     let users: i64 = sqlx::query_scalar("select count(*) from users")
         .fetch_one(&app.db.owner)

@@ -52,6 +52,22 @@ fn server(database_url: &str, port: u16, extra: &[(&str, &str)]) -> Command {
     command
 }
 
+/// A server on its own PostgreSQL, its logs discarded.
+async fn start_quiet_server(pg: &PrivatePostgres) -> (std::process::Child, u16) {
+    let database_url = prepare(pg).await;
+    let port = free_port();
+    let child = server(&database_url, port, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_port(port, Duration::from_secs(20)).await,
+        "server did not start"
+    );
+    (child, port)
+}
+
 async fn ready_status(client: &reqwest::Client, port: u16) -> u16 {
     client
         .get(format!("http://127.0.0.1:{port}/readyz"))
@@ -74,17 +90,7 @@ async fn wait_for_ready_status(client: &reqwest::Client, port: u16, want: u16) -
 #[tokio::test]
 async fn readiness_follows_postgres_down_and_back_without_a_restart() {
     let pg = PrivatePostgres::start();
-    let database_url = prepare(&pg).await;
-    let port = free_port();
-    let mut child = server(&database_url, port, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for_port(port, Duration::from_secs(20)).await,
-        "server did not start"
-    );
+    let (mut child, port) = start_quiet_server(&pg).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -123,17 +129,7 @@ async fn readiness_follows_postgres_down_and_back_without_a_restart() {
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_zero() {
     let pg = PrivatePostgres::start();
-    let database_url = prepare(&pg).await;
-    let port = free_port();
-    let mut child = server(&database_url, port, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for_port(port, Duration::from_secs(20)).await,
-        "server did not start"
-    );
+    let (mut child, port) = start_quiet_server(&pg).await;
 
     // Requests in flight: headers sent, body still arriving when SIGTERM lands.
     let body = serde_json::json!({

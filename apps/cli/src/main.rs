@@ -59,16 +59,13 @@ async fn main() -> ExitCode {
         Command::Migrate {
             database_url: Some(url),
         } => migrate(&url).await,
-        Command::Migrate { database_url: None } => match Settings::load() {
-            Ok(settings) => migrate(settings.database.migration_url.expose_secret()).await,
-            Err(error) => {
-                eprintln!("{error}");
-                ExitCode::from(2)
-            }
+        Command::Migrate { database_url: None } => match Settings::load_or_report() {
+            Some(settings) => migrate(settings.database.migration_url.expose_secret()).await,
+            None => ExitCode::from(2),
         },
         Command::Check => check(),
-        command => match Settings::load() {
-            Ok(settings) => {
+        command => match Settings::load_or_report() {
+            Some(settings) => {
                 let db = match Database::connect_lazy(&settings.database) {
                     Ok(db) => db,
                     Err(error) => return fail(&error.to_string()),
@@ -84,10 +81,7 @@ async fn main() -> ExitCode {
                     Command::Migrate { .. } | Command::Check => unreachable!("handled above"),
                 }
             }
-            Err(error) => {
-                eprintln!("{error}");
-                ExitCode::from(2)
-            }
+            None => ExitCode::from(2),
         },
     }
 }
@@ -186,12 +180,8 @@ async fn list_admins(db: &Database, json: bool) -> ExitCode {
 }
 
 fn check() -> ExitCode {
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::from(2);
-        }
+    let Some(settings) = Settings::load_or_report() else {
+        return ExitCode::from(2);
     };
     let problems = settings.deploy_problems();
     if problems.is_empty() {

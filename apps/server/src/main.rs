@@ -8,12 +8,8 @@ use tenantkit_web::{AppState, Application};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::from(2);
-        }
+    let Some(settings) = Settings::load_or_report() else {
+        return ExitCode::from(2);
     };
     tenantkit_telemetry::init_logging(&settings.log);
     // Safe to log: secrets are `SecretString`s and print as [REDACTED].

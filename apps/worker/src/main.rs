@@ -7,12 +7,8 @@ use tenantkit_config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::from(2);
-        }
+    let Some(settings) = Settings::load_or_report() else {
+        return ExitCode::from(2);
     };
     tenantkit_telemetry::init_logging(&settings.log);
     match tenantkit_worker::run(&settings, tenantkit_telemetry::shutdown_signal()).await {

@@ -58,28 +58,17 @@ fn argon2() -> Argon2<'static> {
 
 impl PasswordHasher {
     pub async fn hash(&self, password: PlainPassword) -> Result<String, AccountError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
+        self.off_the_executor(move || {
             argon2()
                 .hash_password(password.0.expose_secret().as_bytes())
                 .map(|hash| hash.to_string())
                 .map_err(|e| AccountError::Hashing(e.to_string()))
         })
         .await
-        .map_err(|e| AccountError::Hashing(e.to_string()))?
     }
 
     pub async fn verify(&self, password: SecretString, hash: String) -> Result<bool, AccountError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
+        self.off_the_executor(move || {
             let parsed =
                 PasswordHash::new(&hash).map_err(|e| AccountError::Hashing(e.to_string()))?;
             Ok(argon2()
@@ -87,7 +76,21 @@ impl PasswordHasher {
                 .is_ok())
         })
         .await
-        .map_err(|e| AccountError::Hashing(e.to_string()))?
+    }
+
+    /// Runs `work` on the blocking pool once a core is free.
+    async fn off_the_executor<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+    ) -> Result<T, AccountError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?
     }
 }
 

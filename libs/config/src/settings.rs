@@ -116,6 +116,11 @@ impl Settings {
         Self::load_from(Self::figment(file.as_deref()))
     }
 
+    /// For binaries: the settings, or every problem printed to stderr and `None`.
+    pub fn load_or_report() -> Option<Self> {
+        Self::load().map_err(|error| eprintln!("{error}")).ok()
+    }
+
     /// Defaults live in code; a file overrides them; the environment overrides both.
     /// `DATABASE_URL`, `REDIS_URL` and `SMTP_URL` are accepted as the usual short names.
     pub fn figment(file: Option<&str>) -> Figment {

@@ -80,22 +80,13 @@ impl TenantName {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum TenantStatus {
     Active,
     Suspended,
     Deleted,
-}
-
-impl TenantStatus {
-    pub(crate) fn from_db(text: &str) -> Self {
-        match text {
-            "suspended" => Self::Suspended,
-            "deleted" => Self::Deleted,
-            _ => Self::Active,
-        }
-    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -2,7 +2,7 @@
 //! transaction's tenant; the explicit `tenant_id` values only satisfy the `with check` policies.
 
 use tenantkit_db::{DbError, PlatformTx, TenantTx};
-use tenantkit_kernel::{Role, UserId};
+use tenantkit_kernel::{Role, TenantId, UserId};
 
 use crate::{Membership, TenancyError, Tenant, TenantName, TenantSlug, TenantStatus};
 
@@ -29,18 +29,21 @@ pub async fn insert_tenant(
     Ok(())
 }
 
-/// The transaction's own tenant.
+/// The columns every `Tenant` is read with, typed at the query.
+macro_rules! select_tenants {
+    ($rest:tt $(, $arg:expr)*) => {
+        sqlx::query_as!(
+            Tenant,
+            r#"select id as "id: TenantId", slug, name, status as "status: TenantStatus", created_at from tenants "#
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+
+/// The transaction's own tenant (row level security shows no other).
 pub async fn current_tenant(tx: &mut TenantTx) -> Result<Option<Tenant>, DbError> {
-    let row = sqlx::query!("select id, slug, name, status, created_at from tenants")
-        .fetch_optional(tx.conn())
-        .await?;
-    Ok(row.map(|r| Tenant {
-        id: tenantkit_kernel::TenantId::from_uuid(r.id),
-        slug: r.slug,
-        name: r.name,
-        status: TenantStatus::from_db(&r.status),
-        created_at: r.created_at,
-    }))
+    Ok(select_tenants!("").fetch_optional(tx.conn()).await?)
 }
 
 pub async fn add_member(tx: &mut TenantTx, user: UserId, role: Role) -> Result<(), DbError> {
@@ -57,38 +60,18 @@ pub async fn add_member(tx: &mut TenantTx, user: UserId, role: Role) -> Result<(
 }
 
 pub async fn members(tx: &mut TenantTx) -> Result<Vec<Membership>, DbError> {
-    let rows = sqlx::query!("select tenant_id, user_id, role from memberships order by created_at")
-        .fetch_all(tx.conn())
-        .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Membership {
-                tenant_id: tenantkit_kernel::TenantId::from_uuid(r.tenant_id),
-                user_id: UserId::from_uuid(r.user_id),
-                role: r.role.parse().map_err(|e: tenantkit_kernel::UnknownRole| {
-                    DbError::Other(sqlx::Error::Decode(e.into()))
-                })?,
-            })
-        })
-        .collect()
+    Ok(sqlx::query_as!(
+        Membership,
+        r#"select tenant_id as "tenant_id: TenantId", user_id as "user_id: UserId", role as "role: Role"
+           from memberships order by created_at"#
+    )
+    .fetch_all(tx.conn())
+    .await?)
 }
 
 /// Every tenant, newest first: the platform admin's cross-tenant read (audited by `PlatformTx`).
 pub async fn all_tenants(tx: &mut PlatformTx, limit: i64) -> Result<Vec<Tenant>, DbError> {
-    let rows = sqlx::query!(
-        "select id, slug, name, status, created_at from tenants order by id desc limit $1",
-        limit
-    )
-    .fetch_all(tx.conn())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Tenant {
-            id: tenantkit_kernel::TenantId::from_uuid(r.id),
-            slug: r.slug,
-            name: r.name,
-            status: TenantStatus::from_db(&r.status),
-            created_at: r.created_at,
-        })
-        .collect())
+    Ok(select_tenants!("order by id desc limit $1", limit)
+        .fetch_all(tx.conn())
+        .await?)
 }
