@@ -46,6 +46,45 @@ async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_no
             "{table}: row level security is not forced"
         );
         assert!(row.get::<i64, _>(2) > 0, "{table}: no policy");
+        // Every policy is one of the two standard ones, so no table can carry a looser rule.
+        let policies: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "select policyname::text, cmd::text, qual, with_check from pg_policies
+             where schemaname = 'public' and tablename = $1 order by policyname",
+        )
+        .bind(table)
+        .fetch_all(&db.owner)
+        .await
+        .unwrap();
+        for (name, command, using, check) in &policies {
+            match name.as_str() {
+                "tenant_isolation" => {
+                    assert_eq!(command, "ALL", "{table}");
+                    for expression in [using, check] {
+                        let expression = expression.as_deref().unwrap_or_default();
+                        assert!(
+                            expression.contains("tenantkit_current_tenant()"),
+                            "{table}: {expression}"
+                        );
+                    }
+                }
+                "platform_read" => {
+                    assert_eq!(
+                        command, "SELECT",
+                        "{table}: platform access must be read-only"
+                    );
+                    assert_eq!(
+                        using.as_deref(),
+                        Some("tenantkit_platform_access()"),
+                        "{table}"
+                    );
+                }
+                other => panic!("{table}: unexpected policy {other}"),
+            }
+        }
+        assert!(
+            policies.iter().any(|p| p.0 == "tenant_isolation"),
+            "{table}: no isolation policy"
+        );
     }
     // tenant_id leads the primary key of every tenant table.
     for table in &tables {

@@ -28,6 +28,26 @@ create function tenantkit_platform_access() returns boolean
     language sql stable parallel safe
     as $$ select coalesce(current_setting('app.platform_access', true), '') = 'on' $$;
 
+-- The one call that makes a table tenant-owned: row level security enabled and forced, the
+-- isolation policy (reads and writes), and the platform-admin read policy. Every tenant table
+-- goes through it, so none can be half protected.
+create function tenantkit_isolate_by_tenant(target regclass, tenant_column name default 'tenant_id')
+    returns void
+    language plpgsql
+    as $$
+begin
+    execute format('alter table %s enable row level security', target);
+    execute format('alter table %s force row level security', target);
+    execute format(
+        'create policy tenant_isolation on %s using (%I = tenantkit_current_tenant()) '
+        'with check (%I = tenantkit_current_tenant())',
+        target, tenant_column, tenant_column);
+    execute format(
+        'create policy platform_read on %s for select using (tenantkit_platform_access())', target);
+end
+$$;
+revoke execute on function tenantkit_isolate_by_tenant(regclass, name) from public;
+
 create function tenantkit_touch_updated_at() returns trigger
     language plpgsql
     as $$ begin new.updated_at := now(); return new; end $$;
@@ -44,12 +64,7 @@ create table tenants (
 );
 create trigger tenants_touch before update on tenants
     for each row execute function tenantkit_touch_updated_at();
-alter table tenants enable row level security;
-alter table tenants force row level security;
-create policy tenant_isolation on tenants
-    using (id = tenantkit_current_tenant())
-    with check (id = tenantkit_current_tenant());
-create policy platform_read on tenants for select using (tenantkit_platform_access());
+select tenantkit_isolate_by_tenant('tenants', 'id');
 grant select, insert, update on tenants to tenantkit_app;
 
 -- A person. Users are global (one login, several tenants), so this table is not tenant-owned.
@@ -79,12 +94,7 @@ create table memberships (
 create index memberships_user_idx on memberships (user_id);
 create trigger memberships_touch before update on memberships
     for each row execute function tenantkit_touch_updated_at();
-alter table memberships enable row level security;
-alter table memberships force row level security;
-create policy tenant_isolation on memberships
-    using (tenant_id = tenantkit_current_tenant())
-    with check (tenant_id = tenantkit_current_tenant());
-create policy platform_read on memberships for select using (tenantkit_platform_access());
+select tenantkit_isolate_by_tenant('memberships');
 grant select, insert, update, delete on memberships to tenantkit_app;
 
 -- Append-only: the application may insert and read, never update or delete.
@@ -97,12 +107,7 @@ create table tenant_audit_events (
     occurred_at timestamptz not null default now(),
     primary key (tenant_id, id)
 );
-alter table tenant_audit_events enable row level security;
-alter table tenant_audit_events force row level security;
-create policy tenant_isolation on tenant_audit_events
-    using (tenant_id = tenantkit_current_tenant())
-    with check (tenant_id = tenantkit_current_tenant());
-create policy platform_read on tenant_audit_events for select using (tenantkit_platform_access());
+select tenantkit_isolate_by_tenant('tenant_audit_events');
 grant select, insert on tenant_audit_events to tenantkit_app;
 
 -- Platform-level events: every cross-tenant read by a platform admin lands here with its reason.
@@ -127,11 +132,6 @@ create table sent_emails (
     sent_at timestamptz not null default now(),
     primary key (tenant_id, idempotency_key)
 );
-alter table sent_emails enable row level security;
-alter table sent_emails force row level security;
-create policy tenant_isolation on sent_emails
-    using (tenant_id = tenantkit_current_tenant())
-    with check (tenant_id = tenantkit_current_tenant());
-create policy platform_read on sent_emails for select using (tenantkit_platform_access());
+select tenantkit_isolate_by_tenant('sent_emails');
 grant select, insert on sent_emails to tenantkit_app;
 
