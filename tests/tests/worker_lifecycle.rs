@@ -1,4 +1,5 @@
-//! A worker asked to stop finishes the job it is running before it exits.
+//! Workers come and go (rolling restarts) without dropping or repeating a job: a stopping
+//! worker finishes its running job, and a starting one leaves its live peers' jobs alone.
 
 use std::time::Duration;
 
@@ -45,12 +46,14 @@ async fn slow_smtp_relay(delay: Duration) -> (u16, mpsc::UnboundedReceiver<()>) 
     (port, accepted_rx)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_the_worker_finishes_the_running_job() {
-    let app = TestApp::spawn().await;
-    let (relay_port, mut accepted) = slow_smtp_relay(Duration::from_secs(2)).await;
-    let smtp = format!("smtp://127.0.0.1:{relay_port}");
-    let settings = settings_for(&app.db, &[("smtp.url", smtp.as_str())]);
+/// Runs the production worker on a runtime of its own (its future is not `Send` for every
+/// lifetime, as apalis's service types go); stops it when the returned sender fires.
+fn start_worker(
+    settings: tenantkit_config::Settings,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<Result<(), String>>,
+) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = std::thread::spawn(move || {
         tokio::runtime::Runtime::new()
@@ -59,6 +62,23 @@ async fn stopping_the_worker_finishes_the_running_job() {
                 let _ = stopped.await;
             }))
     });
+    (stop, worker)
+}
+
+async fn job_status(app: &TestApp) -> String {
+    sqlx::query_scalar("select status from apalis.jobs")
+        .fetch_one(&app.db.owner)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_worker_finishes_the_running_job() {
+    let app = TestApp::spawn().await;
+    let (relay_port, mut accepted) = slow_smtp_relay(Duration::from_secs(2)).await;
+    let smtp = format!("smtp://127.0.0.1:{relay_port}");
+    let settings = settings_for(&app.db, &[("smtp.url", smtp.as_str())]);
+    let (stop, worker) = start_worker(settings);
 
     let recipient = format!("drain-{}@shutdown.test", uuid::Uuid::now_v7().simple());
     app.sign_up("Drain Co", &recipient).await;
@@ -81,9 +101,48 @@ async fn stopping_the_worker_finishes_the_running_job() {
         1,
         "the running job was not finished"
     );
-    let status: String = sqlx::query_scalar("select status from apalis.jobs")
-        .fetch_one(&app.db.owner)
+    assert_eq!(job_status(&app).await, "Done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_worker_does_not_take_a_job_a_live_worker_is_running() {
+    let app = TestApp::spawn().await;
+    let (relay_port, mut accepted) = slow_smtp_relay(Duration::from_secs(4)).await;
+    let smtp = format!("smtp://127.0.0.1:{relay_port}");
+    let settings = settings_for(&app.db, &[("smtp.url", smtp.as_str())]);
+    let (stop_first, first) = start_worker(settings.clone());
+
+    let recipient = format!("rolling-{}@restart.test", uuid::Uuid::now_v7().simple());
+    app.sign_up("Rolling Co", &recipient).await;
+    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
         .await
-        .unwrap();
-    assert_eq!(status, "Done");
+        .expect("the job never started");
+    // A second worker starts while the first is mid-job, as in a rolling deployment.
+    let (stop_second, second) = start_worker(settings);
+
+    assert_eq!(
+        mail::wait_for(&recipient, 1, Duration::from_secs(30))
+            .await
+            .len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        accepted.try_recv().is_err(),
+        "a second SMTP delivery was attempted"
+    );
+    assert_eq!(
+        mail::wait_for(&recipient, 2, Duration::from_millis(100))
+            .await
+            .len(),
+        1
+    );
+    for (stop, worker) in [(stop_first, first), (stop_second, second)] {
+        stop.send(()).unwrap();
+        tokio::task::spawn_blocking(move || worker.join().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(job_status(&app).await, "Done");
 }
