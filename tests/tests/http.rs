@@ -200,3 +200,25 @@ async fn responses_carry_a_request_id_and_security_headers() {
     assert_eq!(landing.status(), 200);
     assert!(landing.headers().contains_key("content-security-policy"));
 }
+
+#[tokio::test]
+async fn a_derived_address_that_is_taken_gets_a_suffix() {
+    let app = TestApp::spawn().await;
+    let first = app.sign_up("Acme Labs", "one@acme.test").await;
+    let second = app.sign_up("Acme Labs", "two@acme.test").await;
+    assert_eq!(first["slug"], "acme-labs");
+    let suffixed = second["slug"].as_str().unwrap();
+    assert!(
+        suffixed.starts_with("acme-labs-") && suffixed.len() == "acme-labs-".len() + 4,
+        "{suffixed}"
+    );
+    // An address chosen explicitly is not changed behind the customer's back: it conflicts.
+    let chosen = app
+        .post_json(
+            "/api/v1/signups",
+            json!({ "organisation": "Other", "slug": "acme-labs", "name": "Three", "email": "three@acme.test",
+                    "password": "correct horse battery staple" }),
+        )
+        .await;
+    assert_eq!(chosen.status(), 409);
+}

@@ -64,12 +64,13 @@ async fn a_job_cannot_be_enqueued_in_another_tenants_transaction() {
 async fn a_failed_sign_up_leaves_no_job_and_no_rows() {
     let app = TestApp::spawn().await;
     app.sign_up("Taken", "first@taken.test").await;
-    // Same address: the tenant insert fails, so nothing of this attempt may remain.
+    // The same address, chosen explicitly: the tenant insert fails, so nothing of this attempt
+    // may remain.
     let response = app
         .post_json(
             "/api/v1/signups",
             serde_json::json!({
-                "organisation": "Taken", "name": "Second", "email": "second@taken.test",
+                "organisation": "Taken", "slug": "taken", "name": "Second", "email": "second@taken.test",
                 "password": "correct horse battery staple",
             }),
         )

@@ -15,7 +15,7 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, AccountError> {
         let email = raw.trim();
         let invalid = |m: &str| AccountError::invalid("email", m);
-        if email.len() > 254 {
+        if email.chars().count() > 254 {
             return Err(invalid("is longer than 254 characters"));
         }
         let Some((local, domain)) = email.split_once('@') else {

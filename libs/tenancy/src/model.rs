@@ -32,19 +32,41 @@ impl TenantSlug {
         Ok(Self(slug.to_owned()))
     }
 
-    /// A slug derived from a name: "Acme Labs, Inc." → "acme-labs-inc".
-    pub fn from_name(name: &TenantName) -> Result<Self, TenancyError> {
+    /// A slug derived from a name: "Acme Labs, Inc." → "acme-labs-inc"; a name with no
+    /// ASCII letters or digits gives "org".
+    pub fn from_name(name: &TenantName) -> Self {
         let mut slug = String::new();
         for c in name.as_str().chars().flat_map(char::to_lowercase) {
             if c.is_ascii_alphanumeric() {
                 slug.push(c);
-            } else if !slug.ends_with('-') && !slug.is_empty() {
+            } else if !slug.is_empty() && !slug.ends_with('-') {
                 slug.push('-');
             }
         }
+        // What remains is lowercase ASCII with inner hyphens: a valid slug once it has 2+ characters.
         let slug = slug.trim_end_matches('-');
-        // Only ASCII was pushed, so byte slicing is safe.
-        Self::parse(slug[..slug.len().min(63)].trim_end_matches('-'))
+        Self::fitted(if slug.len() >= 2 { slug } else { "org" }, "")
+    }
+
+    /// This slug with `-suffix` appended, shortened so the result stays within 63 characters.
+    pub fn with_suffix(&self, suffix: &str) -> Self {
+        Self::fitted(&self.0, suffix)
+    }
+
+    fn fitted(base: &str, suffix: &str) -> Self {
+        let room = if suffix.is_empty() {
+            63
+        } else {
+            62 - suffix.len()
+        };
+        // Only ASCII reaches here, so byte slicing is safe.
+        let base = base[..base.len().min(room)].trim_end_matches('-');
+        // `base` is a valid slug (2+ characters), so the result is one too.
+        Self(if suffix.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}-{suffix}")
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -128,11 +150,24 @@ mod tests {
 
     #[test]
     fn slugs_derive_from_names() {
-        let name = TenantName::parse("  Acme Labs, Inc.  ").unwrap();
-        assert_eq!(
-            TenantSlug::from_name(&name).unwrap().as_str(),
-            "acme-labs-inc"
-        );
-        assert!(TenantSlug::from_name(&TenantName::parse("!!!").unwrap()).is_err());
+        let derive = |name: &str| {
+            TenantSlug::from_name(&TenantName::parse(name).unwrap())
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(derive("  Acme Labs, Inc.  "), "acme-labs-inc");
+        assert_eq!(derive("!!!"), "org");
+        assert_eq!(derive("Ω"), "org");
+        assert_eq!(derive(&"x".repeat(200)).len(), 63);
+        for name in ["a", "Acme", "a-b", "Ünïcödé GmbH", &"yz-".repeat(66)] {
+            let slug = TenantSlug::from_name(&TenantName::parse(name).unwrap());
+            assert!(
+                TenantSlug::parse(slug.as_str()).is_ok(),
+                "{name:?} gave {slug:?}"
+            );
+            let suffixed = slug.with_suffix("a1b2");
+            assert!(TenantSlug::parse(suffixed.as_str()).is_ok(), "{suffixed:?}");
+            assert!(suffixed.as_str().ends_with("-a1b2"));
+        }
     }
 }

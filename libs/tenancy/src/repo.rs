@@ -4,29 +4,25 @@
 use tenantkit_db::{DbError, PlatformTx, TenantTx};
 use tenantkit_kernel::{Role, TenantId, UserId};
 
-use crate::{Membership, TenancyError, Tenant, TenantName, TenantSlug, TenantStatus};
+use crate::{Membership, Tenant, TenantName, TenantSlug, TenantStatus};
 
+/// Creates the transaction's tenant; `false` when the address is already taken (by a tenant
+/// this transaction cannot see). `do nothing` keeps the transaction usable for another try.
 pub async fn insert_tenant(
     tx: &mut TenantTx,
     slug: &TenantSlug,
     name: &TenantName,
-) -> Result<(), TenancyError> {
+) -> Result<bool, DbError> {
     let id = tx.tenant_id();
-    sqlx::query!(
-        "insert into tenants (id, slug, name) values ($1, $2, $3)",
+    let inserted = sqlx::query!(
+        "insert into tenants (id, slug, name) values ($1, $2, $3) on conflict (slug) do nothing",
         id.as_uuid(),
         slug.as_str(),
         name.as_str()
     )
     .execute(tx.conn())
-    .await
-    .map_err(|e| match DbError::from(e) {
-        DbError::UniqueViolation(c) if c == "tenants_slug_key" => {
-            TenancyError::SlugTaken(slug.as_str().to_owned())
-        }
-        other => TenancyError::Db(other),
-    })?;
-    Ok(())
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// The columns every `Tenant` is read with, typed at the query.

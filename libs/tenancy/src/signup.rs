@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 use serde_json::json;
 use tenantkit_accounts::{DisplayName, Email, NewUser, PasswordHasher, PlainPassword};
-use tenantkit_db::Database;
+use tenantkit_db::{Database, TenantTx};
 use tenantkit_kernel::{Role, TenantId, UserId};
 use tenantkit_notifications::WelcomeEmail;
 
@@ -33,10 +33,7 @@ pub async fn sign_up(
 ) -> Result<SignedUp, TenancyError> {
     // Validate everything before the expensive hash and before any write.
     let organisation = TenantName::parse(&form.organisation)?;
-    let slug = match form.slug.as_deref() {
-        Some(raw) => TenantSlug::parse(raw)?,
-        None => TenantSlug::from_name(&organisation)?,
-    };
+    let chosen_slug = form.slug.as_deref().map(TenantSlug::parse).transpose()?;
     let display_name = DisplayName::parse(&form.name)?;
     let email = Email::parse(&form.email)?;
     let password = PlainPassword::parse(form.password)?;
@@ -51,7 +48,7 @@ pub async fn sign_up(
         is_platform_admin: false,
     };
     let mut tx = db.tenant(tenant_id).await?;
-    repo::insert_tenant(&mut tx, &slug, &organisation).await?;
+    let slug = claim_slug(&mut tx, chosen_slug, &organisation).await?;
     tenantkit_accounts::repo::insert(tx.conn(), &user).await?;
     repo::add_member(&mut tx, user.id, Role::Owner).await?;
     audit::record(
@@ -77,4 +74,32 @@ pub async fn sign_up(
         user_id: user.id,
         slug: slug.as_str().to_owned(),
     })
+}
+
+/// How many suffixed addresses to try when the derived one is taken.
+const DERIVED_SLUG_ATTEMPTS: usize = 5;
+
+/// Inserts the tenant under the address the customer chose (taken → conflict), or under one
+/// derived from its name, adding a random suffix while that is taken.
+async fn claim_slug(
+    tx: &mut TenantTx,
+    chosen: Option<TenantSlug>,
+    organisation: &TenantName,
+) -> Result<TenantSlug, TenancyError> {
+    if let Some(slug) = chosen {
+        return match repo::insert_tenant(tx, &slug, organisation).await? {
+            true => Ok(slug),
+            false => Err(TenancyError::SlugTaken(slug.as_str().to_owned())),
+        };
+    }
+    let base = TenantSlug::from_name(organisation);
+    let mut candidate = base.clone();
+    for _ in 0..DERIVED_SLUG_ATTEMPTS {
+        if repo::insert_tenant(tx, &candidate, organisation).await? {
+            return Ok(candidate);
+        }
+        let suffix: u16 = rand::random();
+        candidate = base.with_suffix(&format!("{suffix:04x}"));
+    }
+    Err(TenancyError::SlugTaken(base.as_str().to_owned()))
 }

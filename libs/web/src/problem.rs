@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::{ApiResponse, Object, payload::Json, types::ToJSON};
 use tenantkit_accounts::AccountError;
 use tenantkit_db::DbError;
 use tenantkit_tenancy::TenancyError;
@@ -58,6 +58,12 @@ pub enum ApiError {
     /// Not found — also the answer for another tenant's ids.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
+    /// The body is larger than the API accepts.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not `application/json`.
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// The request conflicts with existing data (a taken address or email).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
@@ -72,10 +78,48 @@ pub enum ApiError {
     Internal(Json<Problem>),
 }
 
+/// A request that could not be read, answered with the matching documented status. Used by
+/// poem-openapi for the operations' own errors and by `render_poem_error` for the rest.
 fn bad_request(error: poem::Error) -> ApiError {
-    ApiError::BadRequest(Json(
-        Problem::new(400, "bad-request", "Bad request").detail(error.to_string()),
-    ))
+    let detail = error.to_string();
+    match error.status() {
+        poem::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(Json(
+            Problem::new(413, "payload-too-large", "Payload too large").detail(detail),
+        )),
+        poem::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(Json(
+            Problem::new(415, "unsupported-media-type", "Unsupported media type").detail(detail),
+        )),
+        _ => match failed_field_rule(&detail) {
+            Some((field, message)) => ApiError::invalid(field, message),
+            None => ApiError::BadRequest(Json(
+                Problem::new(400, "bad-request", "Bad request").detail(detail),
+            )),
+        },
+    }
+}
+
+/// A field that broke a schema rule, from poem-openapi's message
+/// ("... field `email` verification failed. minLength(3)"), as (field, plain-words message),
+/// so a well-formed body with an invalid value gets the same 422 as a domain refusal.
+fn failed_field_rule(detail: &str) -> Option<(&str, String)> {
+    let (_, rest) = detail.split_once("field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let rule = rest.strip_prefix(" verification failed. ")?;
+    let number = |prefix: &str| {
+        rule.strip_prefix(prefix)?
+            .strip_suffix(')')
+            .map(str::to_owned)
+    };
+    let message = if let Some(n) = number("minLength(") {
+        format!("must be at least {n} characters")
+    } else if let Some(n) = number("maxLength(") {
+        format!("must be at most {n} characters")
+    } else if rule.starts_with("pattern(") {
+        "has an invalid format".to_owned()
+    } else {
+        format!("is invalid ({rule})")
+    };
+    Some((field, message))
 }
 
 impl ApiError {
@@ -176,6 +220,11 @@ pub(crate) fn render_poem_error(request_path: &str, error: poem::Error) -> poem:
         return error.into_response();
     }
     let status = error.status();
+    // Unreadable requests raised by poem-openapi before an operation runs get the documented
+    // answers (400, 413, 415, or 422 naming the field).
+    if request_path.starts_with("/api") && matches!(status.as_u16(), 400 | 413 | 415) {
+        return poem::IntoResponse::into_response(bad_request(error));
+    }
     if status.is_server_error() {
         tracing::error!(error = %cause_chain(&error as &dyn StdError), "unhandled error");
     }
@@ -192,13 +241,10 @@ pub(crate) fn render_poem_error(request_path: &str, error: poem::Error) -> poem:
             title,
         );
         problem.detail = detail;
-        let body = serde_json::json!({
-            "type": problem.kind, "title": problem.title, "status": problem.status, "detail": problem.detail,
-        });
         poem::Response::builder()
             .status(status)
             .content_type("application/problem+json")
-            .body(body.to_string())
+            .body(problem.to_json_string())
     } else {
         poem::Response::builder()
             .status(status)
@@ -214,4 +260,28 @@ fn error_page(status: u16, title: &str) -> String {
          <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;color:#222}}</style></head>\
          <body><h1>{status} {title}</h1><p><a href=\"/\">Back to the start page</a></p></body></html>"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_field_rule;
+
+    #[test]
+    fn schema_rule_failures_name_their_field_in_plain_words() {
+        let detail = "parse request payload error: failed to parse \"SignUpRequest\": field `email` verification failed. minLength(3)";
+        assert_eq!(
+            failed_field_rule(detail),
+            Some(("email", "must be at least 3 characters".to_owned()))
+        );
+        let pattern =
+            "failed to parse \"X\": field `slug` verification failed. pattern(\"^[a-z]$\")";
+        assert_eq!(
+            failed_field_rule(pattern),
+            Some(("slug", "has an invalid format".to_owned()))
+        );
+        assert_eq!(
+            failed_field_rule("expected input type \"string\", found Number"),
+            None
+        );
+    }
 }

@@ -9,21 +9,40 @@ use crate::{ApiError, AppState};
 
 pub(crate) struct SignupApi;
 
+// The schema states the rules the domain enforces, so a request valid by the spec is never
+// refused: names are visible text without control characters, emails look like a@b.c, slugs
+// are 2-63 lowercase letters, digits and inner hyphens; passwords are 10+ characters.
 #[derive(Object)]
 struct SignUpRequest {
     /// The organisation's display name.
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     organisation: String,
-    /// The organisation's address (lowercase letters, digits, hyphens); derived from the name
-    /// when omitted.
-    #[oai(validator(max_length = 63))]
+    /// The organisation's address (lowercase letters, digits, inner hyphens). When omitted it is
+    /// derived from the name, with a short suffix if that address is taken.
+    #[oai(validator(
+        min_length = 2,
+        max_length = 63,
+        pattern = r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+    ))]
     slug: Option<String>,
     /// The owner's name.
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     name: String,
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.]+(\.[^@\s\x00-\x1f\x7f-\x9f.]+)+$"
+    ))]
     email: String,
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(min_length = 10, max_length = 1024))]
     password: String,
 }
 
