@@ -65,6 +65,10 @@ async fn invalid_input_gets_problem_details_naming_the_field() {
             "organisation",
         ),
         (
+            json!({ "organisation": "Acme", "name": "Ad\u{13}a", "email": "a@b.co", "password": "correct horse battery" }),
+            "name",
+        ),
+        (
             json!({ "organisation": "Acme", "slug": "../etc", "name": "Ada", "email": "a@b.co", "password": "correct horse battery" }),
             "slug",
         ),
@@ -149,6 +153,12 @@ async fn unknown_routes_are_404_problem_json_for_the_api_and_html_for_browsers()
         .await
         .unwrap();
     assert_eq!(wrong_method.status(), 405);
+    assert_eq!(
+        wrong_method.headers()["allow"],
+        "POST",
+        "a 405 must say what is allowed"
+    );
+    assert!(content_type(&wrong_method).starts_with("application/problem+json"));
 }
 
 #[tokio::test]

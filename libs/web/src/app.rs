@@ -1,14 +1,16 @@
 //! Building and running the server. `Application::build` is shared by `main` and the tests,
 //! so tests exercise exactly what production runs.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use poem::{
     EndpointExt, Route, Server, get, handler, listener::TcpAcceptor, middleware::AddData, web::Html,
 };
 
 use crate::{
-    AppState, api, health,
+    AppState,
+    allow::{AllowedMethods, AnnounceAllowedMethods},
+    api, health,
     middleware::{BodyLimit, Observe, SecurityHeaders},
 };
 
@@ -64,6 +66,7 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
     let api = api::service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
+    let allowed = Arc::new(AllowedMethods::from_spec(&api.spec(), "/api/v1"));
     Route::new()
         .at("/", get(landing))
         .at("/healthz", get(health::healthz))
@@ -72,6 +75,7 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
         .nest("/api/v1", api.with(BodyLimit(MAX_API_BODY_BYTES)))
+        .with(AnnounceAllowedMethods(allowed))
         .with(AddData::new(state.clone()))
         .with(Observe)
         .with(SecurityHeaders {

@@ -1,6 +1,7 @@
 //! The HTTP face of Tenantkit: routes, middleware and the one place where domain outcomes
 //! become HTTP statuses (`problem.rs`). Only this crate and the apps know poem.
 
+mod allow;
 mod api;
 mod app;
 mod health;
