@@ -103,6 +103,11 @@ async fn malformed_requests_get_4xx_problem_details_not_500() {
             "wrong types",
         ),
         ("application/json", vec![0xff, 0xfe, 0x00], "bad utf-8"),
+        (
+            "application/json",
+            br#"{"organisation": "A", "name": false, "email": "a@b.co", "password": "correct horse battery"}"#.to_vec(),
+            "a boolean where a string belongs",
+        ),
         ("text/plain", b"hello".to_vec(), "wrong content type"),
         (
             "application/json",

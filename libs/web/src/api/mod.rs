@@ -1,6 +1,7 @@
 //! The JSON API under /api/v1: one struct per area, combined in one `OpenApiService`.
 
 mod signup;
+mod text;
 
 use poem_openapi::{OpenApiService, Tags};
 

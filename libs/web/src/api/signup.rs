@@ -4,7 +4,10 @@ use secrecy::SecretString;
 use tenantkit_tenancy::{SignUp, sign_up};
 use uuid::Uuid;
 
-use super::ApiTags;
+use super::{
+    ApiTags,
+    text::{OptionalText, Text},
+};
 use crate::{ApiError, AppState};
 
 pub(crate) struct SignupApi;
@@ -20,7 +23,7 @@ struct SignUpRequest {
         max_length = 200,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     ))]
-    organisation: String,
+    organisation: Text,
     /// The organisation's address (lowercase letters, digits, inner hyphens). When omitted it is
     /// derived from the name, with a short suffix if that address is taken.
     #[oai(validator(
@@ -28,22 +31,22 @@ struct SignUpRequest {
         max_length = 63,
         pattern = r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
     ))]
-    slug: Option<String>,
+    slug: OptionalText,
     /// The owner's name.
     #[oai(validator(
         min_length = 1,
         max_length = 200,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     ))]
-    name: String,
+    name: Text,
     #[oai(validator(
         min_length = 3,
         max_length = 254,
         pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.]+(\.[^@\s\x00-\x1f\x7f-\x9f.]+)+$"
     ))]
-    email: String,
+    email: Text,
     #[oai(validator(min_length = 10, max_length = 1024))]
-    password: String,
+    password: Text,
 }
 
 #[derive(Object)]
@@ -74,11 +77,11 @@ impl SignupApi {
             &state.db,
             &state.hasher,
             SignUp {
-                organisation: body.organisation,
-                slug: body.slug,
-                name: body.name,
-                email: body.email,
-                password: SecretString::from(body.password),
+                organisation: body.organisation.0,
+                slug: body.slug.into_string(),
+                name: body.name.0,
+                email: body.email.0,
+                password: SecretString::from(body.password.0),
             },
         )
         .await?;
