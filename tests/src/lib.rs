@@ -94,7 +94,12 @@ pub fn settings_for(db: &TestDb, overrides: &[(&str, &str)]) -> Settings {
             "smtp.from",
             "Tenantkit <no-reply@tenantkit.test>",
         ))
-        .merge(Serialized::default("log.filter", "warn"));
+        .merge(Serialized::default("log.filter", "warn"))
+        // Each test's keys live under a prefix of their own: tests share one Redis safely.
+        .merge(Serialized::default(
+            "redis.key_prefix",
+            format!("test:{}", Uuid::now_v7().simple()),
+        ));
     for (key, value) in overrides {
         figment = figment.merge(Serialized::default(key, *value));
     }

@@ -60,6 +60,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub worker: WorkerSettings,
     pub log: LogSettings,
+    pub rate_limit: RateLimitSettings,
     /// Signs sessions, CSRF tokens and links.
     pub secret_key: SecretString,
 }
@@ -71,6 +72,9 @@ pub struct ServerSettings {
     /// How long in-flight requests may run after SIGTERM before the server exits.
     pub shutdown_timeout: Duration,
     pub secure_cookies: bool,
+    /// Reverse proxies in front of the server that append to `X-Forwarded-For`; 0 trusts no
+    /// header and uses the socket's address.
+    pub trusted_proxy_hops: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +90,14 @@ pub struct DatabaseSettings {
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
     pub url: SecretString,
+    /// Every key starts with this, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    /// Sign-ups accepted per client address per hour (each one costs a password hash).
+    pub signups_per_hour: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -152,12 +164,15 @@ impl Settings {
         let public_url = r.optional::<Url>("server.public_url");
         let shutdown_timeout = r.or("server.shutdown_timeout_secs", 30u64);
         let secure_cookies = r.or("server.secure_cookies", production);
+        let trusted_proxy_hops = r.or("server.trusted_proxy_hops", 0usize);
 
         let database_url = r.required_secret("database.url");
         let migration_url = r.secret("database.migration_url");
         let max_connections = r.or("database.max_connections", 10u32);
         let acquire_timeout = r.or("database.acquire_timeout_secs", 5u64);
         let redis_url = r.required_secret("redis.url");
+        let key_prefix = r.or("redis.key_prefix", "tk".to_owned());
+        let signups_per_hour = r.or("rate_limit.signups_per_hour", 20u32);
         let smtp_url = r.secret("smtp.url");
         let smtp_from = r.or("smtp.from", "Tenantkit <no-reply@localhost>".to_owned());
         let smtp_timeout = r.or("smtp.timeout_secs", 10u64);
@@ -199,6 +214,16 @@ impl Settings {
             r.problems
                 .push("database.max_connections must be at least 1".to_owned());
         }
+        if key_prefix.is_empty()
+            || !key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b))
+        {
+            r.problems.push(
+                "redis.key_prefix must be non-empty letters, digits, '_', '-', ':' or '.'"
+                    .to_owned(),
+            );
+        }
         if concurrency == 0 {
             r.problems
                 .push("worker.concurrency must be at least 1".to_owned());
@@ -222,6 +247,7 @@ impl Settings {
                         public_url,
                         shutdown_timeout: Duration::from_secs(shutdown_timeout),
                         secure_cookies,
+                        trusted_proxy_hops,
                     },
                     database: DatabaseSettings {
                         migration_url: migration_url.unwrap_or_else(|| database_url.clone()),
@@ -229,7 +255,11 @@ impl Settings {
                         max_connections,
                         acquire_timeout: Duration::from_secs(acquire_timeout),
                     },
-                    redis: RedisSettings { url: redis_url },
+                    redis: RedisSettings {
+                        url: redis_url,
+                        key_prefix,
+                    },
+                    rate_limit: RateLimitSettings { signups_per_hour },
                     smtp: SmtpSettings {
                         url: smtp_url.unwrap_or_else(|| SecretString::from("smtp://127.0.0.1:25")),
                         from: smtp_from,

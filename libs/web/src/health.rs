@@ -52,7 +52,7 @@ async fn check_postgres(state: &AppState) -> Result<(), String> {
 
 async fn check_redis(state: &AppState) -> Result<(), String> {
     let ping = async {
-        let mut conn = state.redis.get_multiplexed_async_connection().await?;
+        let mut conn = state.kv.connection().await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await
     };
     match tokio::time::timeout(CHECK_TIMEOUT, ping).await {

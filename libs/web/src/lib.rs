@@ -4,9 +4,12 @@
 mod allow;
 mod api;
 mod app;
+mod client_ip;
 mod health;
+mod kv;
 mod middleware;
 mod problem;
+mod rate_limit;
 mod state;
 
 pub use app::Application;

@@ -70,6 +70,9 @@ pub enum ApiError {
     /// The request was read but a value is invalid; `errors` names the fields.
     #[oai(status = 422, content_type = "application/problem+json")]
     Invalid(Json<Problem>),
+    /// Too many requests from this client; retry after the given seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// A dependency is down; retry after the given seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u32),
@@ -140,6 +143,16 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         Self::NotFound(Json(Problem::new(404, "not-found", "Not found")))
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        Self::TooManyRequests(
+            Json(
+                Problem::new(429, "too-many-requests", "Too many requests")
+                    .detail(format!("Try again in {retry_after_secs} seconds.")),
+            ),
+            retry_after_secs,
+        )
     }
 
     pub fn unavailable() -> Self {

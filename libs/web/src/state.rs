@@ -8,12 +8,14 @@ use tenantkit_accounts::PasswordHasher;
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
 
+use crate::kv::Kv;
+
 /// What every handler may reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Database,
-    pub redis: redis::Client,
+    pub(crate) kv: Arc<Kv>,
     pub hasher: PasswordHasher,
     shutting_down: Arc<AtomicBool>,
 }
@@ -24,12 +26,13 @@ impl AppState {
         let db = Database::connect_lazy(&settings.database).map_err(|e| e.to_string())?;
         let redis = redis::Client::open(settings.redis.url.expose_secret())
             .map_err(|e| format!("redis.url: {e}"))?;
+        let kv = Arc::new(Kv::new(redis, settings.redis.key_prefix.clone()));
         // Install the metrics recorder before the first request records anything.
         tenantkit_telemetry::metrics();
         Ok(Self {
             settings: Arc::new(settings),
             db,
-            redis,
+            kv,
             hasher: PasswordHasher::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         })

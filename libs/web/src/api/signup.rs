@@ -1,4 +1,9 @@
-use poem::web::Data;
+use std::time::Duration;
+
+use poem::{
+    http::HeaderMap,
+    web::{Data, RemoteAddr},
+};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use secrecy::SecretString;
 use tenantkit_tenancy::{SignUp, sign_up};
@@ -8,7 +13,7 @@ use super::{
     ApiTags,
     text::{OptionalText, Text},
 };
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, client_ip::client_ip, rate_limit::RateLimit};
 
 pub(crate) struct SignupApi;
 
@@ -70,8 +75,19 @@ impl SignupApi {
     async fn sign_up(
         &self,
         state: Data<&AppState>,
+        remote: &RemoteAddr,
+        headers: &HeaderMap,
         body: Json<SignUpRequest>,
     ) -> Result<SignUpResponse, ApiError> {
+        // Each sign-up costs a password hash: limit them per client address.
+        let client = client_ip(remote, headers, state.settings.server.trusted_proxy_hops)
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let limit = RateLimit {
+            name: "signup",
+            limit: state.settings.rate_limit.signups_per_hour,
+            window: Duration::from_secs(3600),
+        };
+        limit.check(&state.kv, &client).await?;
         let body = body.0;
         let done = sign_up(
             &state.db,
