@@ -44,16 +44,16 @@ pub fn sigterm(child: &Child) {
 
 /// A PostgreSQL cluster of the test's own, which it may stop and start at will.
 pub struct PrivatePostgres {
-    dir: tempdir::Dir,
+    dir: RemovedOnDrop,
     pub port: u16,
 }
 
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+/// A folder deleted with its owner (after the cluster in it has stopped).
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -82,7 +82,7 @@ impl PrivatePostgres {
                 .expect("chown");
             assert!(status.success());
         }
-        let dir = tempdir::Dir(path);
+        let dir = RemovedOnDrop(path);
         let status = as_postgres_user(&bin.join("initdb"))
             .args([
                 "-U",
