@@ -138,6 +138,9 @@ async fn interleaved_and_cancelled_transactions_never_see_another_tenant() {
         cancelled += x;
         checked += k;
     }
+    eprintln!(
+        "{completed} completed, {cancelled} cancelled mid-flight, {checked} pooled connections checked"
+    );
     assert_eq!(completed + cancelled, TASKS * ROUNDS_PER_TASK);
     // Both paths must really have been exercised for the test to mean anything.
     assert!(completed > 100, "only {completed} rounds completed");
