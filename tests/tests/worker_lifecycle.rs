@@ -146,3 +146,56 @@ async fn a_new_worker_does_not_take_a_job_a_live_worker_is_running() {
     }
     assert_eq!(job_status(&app).await, "Done");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_still_running_at_the_shutdown_deadline_is_released_to_another_worker() {
+    let app = TestApp::spawn().await;
+    let (slow_port, mut accepted) = slow_smtp_relay(Duration::from_secs(20)).await;
+    let slow = format!("smtp://127.0.0.1:{slow_port}");
+    let impatient = settings_for(
+        &app.db,
+        &[
+            ("smtp.url", slow.as_str()),
+            ("worker.shutdown_timeout_secs", "1"),
+        ],
+    );
+    let (stop, worker) = start_worker(impatient);
+
+    let recipient = format!("released-{}@shutdown.test", uuid::Uuid::now_v7().simple());
+    app.sign_up("Release Co", &recipient).await;
+    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
+        .await
+        .expect("the job never started");
+    stop.send(()).unwrap();
+    let stopped = tokio::task::spawn_blocking(move || worker.join().unwrap());
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the worker did not respect its shutdown deadline")
+        .unwrap()
+        .unwrap();
+    let (status, lock): (String, Option<String>) =
+        sqlx::query_as("select status, lock_by from apalis.jobs")
+            .fetch_one(&app.db.owner)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), lock),
+        ("Pending", None),
+        "the held job was not released"
+    );
+
+    // A healthy worker picks it up right away and the email arrives, once.
+    let (stop, worker) = start_worker(settings_for(&app.db, &[]));
+    assert_eq!(
+        mail::wait_for(&recipient, 1, Duration::from_secs(20))
+            .await
+            .len(),
+        1
+    );
+    stop.send(()).unwrap();
+    tokio::task::spawn_blocking(move || worker.join().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job_status(&app).await, "Done");
+}

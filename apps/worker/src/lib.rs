@@ -5,6 +5,7 @@ use std::{future::Future, time::Duration};
 use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
+use tenantkit_jobs::TenantJob;
 use tenantkit_notifications::{Mailer, WelcomeEmail, deliver_welcome};
 use tokio::sync::watch;
 
@@ -42,12 +43,28 @@ pub async fn run(
             .build(deliver_welcome);
         let started = std::time::Instant::now();
         let mut stop = stop_rx.clone();
-        let result = welcome
-            .run_until(async move {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await;
+        let running = welcome.run_until(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+            Ok::<(), std::io::Error>(())
+        });
+        // Once asked to stop, running jobs get `worker.shutdown_timeout`; what is still held
+        // then goes back to the queue for another worker, instead of waiting out the orphan
+        // timeout.
+        let mut stop = stop_rx.clone();
+        let deadline = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(settings.worker.shutdown_timeout).await;
+        };
+        let result = tokio::select! {
+            result = running => result,
+            () = deadline => {
+                match tenantkit_jobs::release_held(&db, WelcomeEmail::QUEUE, &name).await {
+                    Ok(released) => tracing::warn!(released, "jobs still running at the shutdown deadline were released"),
+                    Err(error) => tracing::error!(%error, "could not release held jobs; they return after the orphan timeout"),
+                }
+                break;
+            }
+        };
         if *stop_rx.borrow() {
             break;
         }

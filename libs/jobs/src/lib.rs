@@ -57,3 +57,25 @@ pub async fn enqueue<J: TenantJob>(tx: &mut TenantTx, job: &J) -> Result<(), Job
 pub fn storage<J: TenantJob>(db: &Database) -> PostgresStorage<J> {
     PostgresStorage::new(db.infrastructure_pool()).with_config(Config::default().queue(J::QUEUE))
 }
+
+/// Puts the jobs `worker` still holds in `queue` back to pending, so another worker takes
+/// them at once (instead of after the orphan timeout). For a worker that must stop before its
+/// jobs finish; their effects are idempotent, so a repeat is safe. Returns how many.
+pub async fn release_held(db: &Database, queue: &str, worker: &str) -> Result<u64, JobError> {
+    let mut conn = db
+        .infrastructure_pool()
+        .acquire()
+        .await
+        .map_err(|e| JobError::Queue(e.into()))?;
+    let held: Vec<String> = sqlx::query_scalar(
+        "select id from apalis.jobs where lock_by = $1 and status in ('Queued', 'Running')",
+    )
+    .bind(worker)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| JobError::Queue(e.into()))?;
+    if held.is_empty() {
+        return Ok(0);
+    }
+    Ok(apalis_postgres::queries::reenqueue_abandoned(&mut *conn, queue, worker, &held).await?)
+}
