@@ -313,3 +313,24 @@ async fn reading_across_tenants_needs_a_platform_admin_and_leaves_an_audit_row()
     );
     assert!(PlatformAccessReason::new("   ").is_none());
 }
+
+#[tokio::test]
+async fn a_runaway_statement_is_cancelled_and_reported_as_unavailable() {
+    let db = TestDb::new().await;
+    let settings = tenantkit_tests::settings_for(&db, &[("database.statement_timeout_secs", "1")]);
+    let configured = tenantkit_db::Database::connect_lazy(&settings.database).unwrap();
+    let mut tx = configured.global().await.unwrap();
+    let started = std::time::Instant::now();
+    let result = sqlx::query("select pg_sleep(5)")
+        .execute(tx.conn())
+        .await
+        .map_err(DbError::from);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "the statement was not cancelled"
+    );
+    assert!(
+        matches!(result, Err(ref e) if e.is_unavailable()),
+        "{result:?}"
+    );
+}

@@ -85,6 +85,9 @@ pub struct DatabaseSettings {
     pub migration_url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// PostgreSQL cancels any statement that runs longer (a runaway query cannot hold a
+    /// connection forever).
+    pub statement_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -170,6 +173,7 @@ impl Settings {
         let migration_url = r.secret("database.migration_url");
         let max_connections = r.or("database.max_connections", 10u32);
         let acquire_timeout = r.or("database.acquire_timeout_secs", 5u64);
+        let statement_timeout = r.or("database.statement_timeout_secs", 30u64);
         let redis_url = r.required_secret("redis.url");
         let key_prefix = r.or("redis.key_prefix", "tk".to_owned());
         let signups_per_hour = r.or("rate_limit.signups_per_hour", 20u32);
@@ -254,6 +258,7 @@ impl Settings {
                         url: database_url,
                         max_connections,
                         acquire_timeout: Duration::from_secs(acquire_timeout),
+                        statement_timeout: Duration::from_secs(statement_timeout),
                     },
                     redis: RedisSettings {
                         url: redis_url,

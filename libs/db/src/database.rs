@@ -25,7 +25,10 @@ impl Database {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(Duration::from_secs(300))
-            .connect_lazy_with(options.application_name("tenantkit"));
+            .connect_lazy_with(options.application_name("tenantkit").options([(
+                "statement_timeout",
+                format!("{}ms", settings.statement_timeout.as_millis()),
+            )]));
         Ok(Self { pool })
     }
 

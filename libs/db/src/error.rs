@@ -29,12 +29,13 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 DbError::Unavailable(error)
             }
-            // 57P01..57P03: the server is shutting down or starting up.
+            // 57P01..57P03: the server is shutting down or starting up; 57014: a statement
+            // ran past statement_timeout (overload, not a client mistake).
             sqlx::Error::Database(db)
                 if db
                     .code()
                     .as_deref()
-                    .is_some_and(|code| code.starts_with("57P")) =>
+                    .is_some_and(|code| code.starts_with("57P") || code == "57014") =>
             {
                 DbError::Unavailable(error)
             }

@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
+const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 /// The request id a client sent, when it is safe to echo (short, plain characters).
 fn accepted_request_id(req: &Request) -> Option<String> {
     let value = req.headers().get(REQUEST_ID)?.to_str().ok()?;
@@ -71,11 +73,15 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let elapsed = started.elapsed();
         span.record("http.route", route.as_str());
         span.record("http.status", status);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
         span.in_scope(|| {
-            tracing::info!(
-                latency_ms = elapsed.as_secs_f64() * 1000.0,
-                "{method} {route} {status}"
-            )
+            // Probes and scrapes arrive every few seconds: logging them at info would bury
+            // the requests people look for.
+            if PROBE_ROUTES.contains(&route.as_str()) && status < 500 {
+                tracing::debug!(latency_ms, "{method} {route} {status}")
+            } else {
+                tracing::info!(latency_ms, "{method} {route} {status}")
+            }
         });
         let labels = [
             ("method", method.to_string()),
