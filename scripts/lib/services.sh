@@ -110,11 +110,16 @@ tk_start_redis() {
     TK_STARTED+=("redis:$port")
 }
 
-# Starts a background process, recording its pid for tk_stop_all.
+# Starts a background process, recording its pid for tk_stop_all (and, when TK_PID_DIR is
+# set, in a file, so a later run can stop it if this one is killed before it can).
 tk_spawn() {
     local name=$1; shift
     "$@" &
     TK_STARTED+=("pid:$!:$name")
+    if [ -n "${TK_PID_DIR:-}" ]; then
+        mkdir -p "$TK_PID_DIR"
+        echo "$! $1" > "$TK_PID_DIR/$name.pid"
+    fi
 }
 
 tk_wait_port() {
@@ -129,7 +134,8 @@ tk_stop_all() {
     for ((i=${#TK_STARTED[@]}-1; i>=0; i--)); do
         entry=${TK_STARTED[$i]}
         case $entry in
-            pid:*) local pid=${entry#pid:}; pid=${pid%%:*}
+            pid:*) local pid=${entry#pid:} name=${entry##*:}; pid=${pid%%:*}
+                   [ -n "${TK_PID_DIR:-}" ] && rm -f "$TK_PID_DIR/$name.pid"
                    kill -TERM "$pid" 2>/dev/null && { for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; kill -KILL "$pid" 2>/dev/null; } ;;
             redis:*) redis-cli -p "${entry#redis:}" shutdown nosave >/dev/null 2>&1 || true ;;
             postgres:*) tk_stop_postgres "${entry#postgres:}" ;;
@@ -148,4 +154,35 @@ tk_prepare_database() {
     fi
     "$TK_CLI" migrate --database-url "$owner/$db" || tk_die "migrations failed"
     psql "$owner/$db" -qc "alter role tenantkit_app login password '$password'" >/dev/null
+}
+
+# Stops what a previous scripts/dev started under $1 (.dev) and could not stop (it was killed
+# outright): PostgreSQL by its data folder, Redis by its pid file, and the processes recorded in
+# $1/pids (pid and program), each only if that pid still runs that program.
+tk_stop_dev_leftovers() {
+    local state=$1 file pid program
+    if [ -f "$state/postgres/data/postmaster.pid" ] && TK_PG_BIN=${TK_PG_BIN:-$(tk_pg_bin)}; then
+        if tk_as_pg "$TK_PG_BIN/pg_ctl" -D "$state/postgres/data" status >/dev/null 2>&1; then
+            tk_say "stopping the PostgreSQL an earlier run left behind"
+            tk_stop_postgres "$state/postgres"
+        fi
+    fi
+    if [ -f "$state/redis/redis.pid" ]; then
+        pid=$(cat "$state/redis/redis.pid")
+        if grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null; then
+            tk_say "stopping the Redis an earlier run left behind"
+            kill -TERM "$pid" 2>/dev/null
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        fi
+    fi
+    for file in "$state"/pids/*.pid; do
+        [ -f "$file" ] || continue
+        read -r pid program < "$file"
+        if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$program"; then
+            tk_say "stopping the $(basename "$file" .pid) an earlier run left behind"
+            kill -TERM "$pid" 2>/dev/null
+        fi
+        rm -f "$file"
+    done
+    return 0
 }
