@@ -4,6 +4,7 @@
 
 pub mod mail;
 pub mod process;
+pub mod worker;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use apalis::prelude::Data;
 use tenantkit_kernel::{TenantId, UserId};
 use tenantkit_notifications::{Mailer, WelcomeEmail, deliver_welcome};
-use tenantkit_tests::{TestApp, TestDb, mail, settings_for};
+use tenantkit_tests::{TestApp, TestDb, mail, settings_for, worker::RunningWorker};
 
 async fn jobs_with_key(db: &TestDb, key: &str) -> i64 {
     sqlx::query_scalar("select count(*) from apalis.jobs where idempotency_key = $1")
@@ -91,19 +91,7 @@ async fn a_failed_sign_up_leaves_no_job_and_no_rows() {
 async fn the_worker_sends_the_welcome_email_once_even_if_the_job_runs_twice() {
     let app = TestApp::spawn().await;
     let settings = settings_for(&app.db, &[]);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // The worker's future is not `Send` for every lifetime (apalis's service types), so it
-    // runs on a runtime of its own, as it does in its own process.
-    let worker = std::thread::spawn({
-        let settings = settings.clone();
-        move || {
-            tokio::runtime::Runtime::new()
-                .unwrap()
-                .block_on(tenantkit_worker::run(&settings, async {
-                    let _ = stopped.await;
-                }))
-        }
-    });
+    let worker = RunningWorker::start(settings.clone());
 
     let recipient = format!("owner-{}@welcome.test", uuid::Uuid::now_v7().simple());
     let signed_up = app.sign_up("Welcome Labs", &recipient).await;
@@ -134,8 +122,7 @@ async fn the_worker_sends_the_welcome_email_once_even_if_the_job_runs_twice() {
     );
 
     // The job is acknowledged just after the mail is handed over; stopping drains it.
-    let _ = stop.send(());
-    worker.join().unwrap().unwrap();
+    worker.stop_within(Duration::from_secs(30)).await;
     let status: String = sqlx::query_scalar("select status from apalis.jobs")
         .fetch_one(&app.db.owner)
         .await

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tenantkit_tests::{TestApp, mail, settings_for};
+use tenantkit_tests::{TestApp, mail, settings_for, worker::RunningWorker};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -46,23 +46,27 @@ async fn slow_smtp_relay(delay: Duration) -> (u16, mpsc::UnboundedReceiver<()>) 
     (port, accepted_rx)
 }
 
-/// Runs the production worker on a runtime of its own (its future is not `Send` for every
-/// lifetime, as apalis's service types go); stops it when the returned sender fires.
-fn start_worker(
-    settings: tenantkit_config::Settings,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    std::thread::JoinHandle<Result<(), String>>,
-) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(tenantkit_worker::run(&settings, async {
-                let _ = stopped.await;
-            }))
-    });
-    (stop, worker)
+/// Signs up an organisation and waits until the worker has begun delivering its welcome
+/// email through the relay; returns the recipient.
+async fn sign_up_and_await_delivery(
+    app: &TestApp,
+    accepted: &mut mpsc::UnboundedReceiver<()>,
+    label: &str,
+) -> String {
+    let recipient = format!("{label}-{}@workers.test", uuid::Uuid::now_v7().simple());
+    app.sign_up(&format!("{label} Co"), &recipient).await;
+    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
+        .await
+        .expect("the job never started");
+    recipient
+}
+
+/// Settings whose SMTP goes through the relay on `port`.
+fn through_relay(app: &TestApp, port: u16, extra: &[(&str, &str)]) -> tenantkit_config::Settings {
+    let smtp = format!("smtp://127.0.0.1:{port}");
+    let mut overrides = vec![("smtp.url", smtp.as_str())];
+    overrides.extend_from_slice(extra);
+    settings_for(&app.db, &overrides)
 }
 
 async fn job_status(app: &TestApp) -> String {
@@ -76,24 +80,11 @@ async fn job_status(app: &TestApp) -> String {
 async fn stopping_the_worker_finishes_the_running_job() {
     let app = TestApp::spawn().await;
     let (relay_port, mut accepted) = slow_smtp_relay(Duration::from_secs(2)).await;
-    let smtp = format!("smtp://127.0.0.1:{relay_port}");
-    let settings = settings_for(&app.db, &[("smtp.url", smtp.as_str())]);
-    let (stop, worker) = start_worker(settings);
+    let worker = RunningWorker::start(through_relay(&app, relay_port, &[]));
 
-    let recipient = format!("drain-{}@shutdown.test", uuid::Uuid::now_v7().simple());
-    app.sign_up("Drain Co", &recipient).await;
     // The delivery has started (the worker is talking to SMTP) when we ask it to stop.
-    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
-        .await
-        .expect("the job never started");
-    stop.send(()).unwrap();
-
-    let finished = tokio::task::spawn_blocking(move || worker.join().unwrap());
-    tokio::time::timeout(Duration::from_secs(30), finished)
-        .await
-        .expect("the worker did not stop")
-        .unwrap()
-        .unwrap();
+    let recipient = sign_up_and_await_delivery(&app, &mut accepted, "drain").await;
+    worker.stop_within(Duration::from_secs(30)).await;
     assert_eq!(
         mail::wait_for(&recipient, 1, Duration::from_secs(5))
             .await
@@ -108,17 +99,10 @@ async fn stopping_the_worker_finishes_the_running_job() {
 async fn a_new_worker_does_not_take_a_job_a_live_worker_is_running() {
     let app = TestApp::spawn().await;
     let (relay_port, mut accepted) = slow_smtp_relay(Duration::from_secs(4)).await;
-    let smtp = format!("smtp://127.0.0.1:{relay_port}");
-    let settings = settings_for(&app.db, &[("smtp.url", smtp.as_str())]);
-    let (stop_first, first) = start_worker(settings.clone());
-
-    let recipient = format!("rolling-{}@restart.test", uuid::Uuid::now_v7().simple());
-    app.sign_up("Rolling Co", &recipient).await;
-    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
-        .await
-        .expect("the job never started");
+    let first = RunningWorker::start(through_relay(&app, relay_port, &[]));
+    let recipient = sign_up_and_await_delivery(&app, &mut accepted, "rolling").await;
     // A second worker starts while the first is mid-job, as in a rolling deployment.
-    let (stop_second, second) = start_worker(settings);
+    let second = RunningWorker::start(through_relay(&app, relay_port, &[]));
 
     assert_eq!(
         mail::wait_for(&recipient, 1, Duration::from_secs(30))
@@ -137,42 +121,20 @@ async fn a_new_worker_does_not_take_a_job_a_live_worker_is_running() {
             .len(),
         1
     );
-    for (stop, worker) in [(stop_first, first), (stop_second, second)] {
-        stop.send(()).unwrap();
-        tokio::task::spawn_blocking(move || worker.join().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    first.stop_within(Duration::from_secs(30)).await;
+    second.stop_within(Duration::from_secs(30)).await;
     assert_eq!(job_status(&app).await, "Done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_still_running_at_the_shutdown_deadline_is_released_to_another_worker() {
     let app = TestApp::spawn().await;
-    let (slow_port, mut accepted) = slow_smtp_relay(Duration::from_secs(20)).await;
-    let slow = format!("smtp://127.0.0.1:{slow_port}");
-    let impatient = settings_for(
-        &app.db,
-        &[
-            ("smtp.url", slow.as_str()),
-            ("worker.shutdown_timeout_secs", "1"),
-        ],
-    );
-    let (stop, worker) = start_worker(impatient);
-
-    let recipient = format!("released-{}@shutdown.test", uuid::Uuid::now_v7().simple());
-    app.sign_up("Release Co", &recipient).await;
-    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
-        .await
-        .expect("the job never started");
-    stop.send(()).unwrap();
-    let stopped = tokio::task::spawn_blocking(move || worker.join().unwrap());
-    tokio::time::timeout(Duration::from_secs(10), stopped)
-        .await
-        .expect("the worker did not respect its shutdown deadline")
-        .unwrap()
-        .unwrap();
+    let (relay_port, mut accepted) = slow_smtp_relay(Duration::from_secs(20)).await;
+    let impatient = through_relay(&app, relay_port, &[("worker.shutdown_timeout_secs", "1")]);
+    let worker = RunningWorker::start(impatient);
+    let recipient = sign_up_and_await_delivery(&app, &mut accepted, "released").await;
+    // The deadline is 1 s; the delivery would take 20.
+    worker.stop_within(Duration::from_secs(10)).await;
     let (status, lock): (String, Option<String>) =
         sqlx::query_as("select status, lock_by from apalis.jobs")
             .fetch_one(&app.db.owner)
@@ -185,17 +147,13 @@ async fn a_job_still_running_at_the_shutdown_deadline_is_released_to_another_wor
     );
 
     // A healthy worker picks it up right away and the email arrives, once.
-    let (stop, worker) = start_worker(settings_for(&app.db, &[]));
+    let healthy = RunningWorker::start(settings_for(&app.db, &[]));
     assert_eq!(
         mail::wait_for(&recipient, 1, Duration::from_secs(20))
             .await
             .len(),
         1
     );
-    stop.send(()).unwrap();
-    tokio::task::spawn_blocking(move || worker.join().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    healthy.stop_within(Duration::from_secs(30)).await;
     assert_eq!(job_status(&app).await, "Done");
 }
