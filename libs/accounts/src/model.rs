@@ -1,5 +1,6 @@
 //! Validated values: once built, an `Email` or `DisplayName` is known to be acceptable.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenantkit_kernel::UserId;
 
@@ -71,6 +72,40 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub is_platform_admin: bool,
+}
+
+/// A user as sign-in and the account flows see them (never serialised: it holds the hash).
+#[derive(Clone)]
+pub struct Credentials {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub is_platform_admin: bool,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub totp_secret: Option<String>,
+    pub totp_enabled_at: Option<DateTime<Utc>>,
+    pub totp_last_step: Option<i64>,
+}
+
+impl Credentials {
+    pub fn two_factor_enabled(&self) -> bool {
+        self.totp_enabled_at.is_some()
+    }
+
+    /// Outstanding tokens die when this changes (see [`crate::tokens::account_stamp`]).
+    pub fn stamp(&self) -> String {
+        crate::tokens::account_stamp(self.password_hash.as_deref(), &self.email)
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct NewUser {

@@ -10,7 +10,7 @@ use sqlx::{
 use tenantkit_config::DatabaseSettings;
 use tenantkit_kernel::{TenantId, UserId};
 
-use crate::{DbError, PlatformAccessReason, PlatformTx, TenantTx};
+use crate::{DbError, PlatformAccessReason, PlatformTx, TenantTx, UserTx};
 
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -40,6 +40,11 @@ impl Database {
     /// Opens a transaction in which every tenant table shows only `tenant`'s rows.
     pub async fn tenant(&self, tenant: TenantId) -> Result<TenantTx, DbError> {
         TenantTx::begin(&self.pool, tenant).await
+    }
+
+    /// Opens a transaction that sees `user`'s own memberships and tenants; see [`UserTx`].
+    pub async fn user(&self, user: UserId) -> Result<UserTx, DbError> {
+        UserTx::begin(&self.pool, user).await
     }
 
     /// Opens a transaction with no tenant: for global tables (users). Tenant tables read empty.

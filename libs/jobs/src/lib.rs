@@ -7,19 +7,20 @@
 use apalis::prelude::TaskBuilder;
 use apalis_postgres::{Config, PostgresStorage};
 use serde::{Serialize, de::DeserializeOwned};
-use tenantkit_db::{Database, TenantTx};
+use tenantkit_db::{Database, PgConnection, TenantTx};
 use tenantkit_kernel::TenantId;
 
 pub use apalis_postgres::PostgresStorage as Storage;
 
-/// A unit of background work that belongs to one tenant.
-pub trait TenantJob: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+/// A unit of background work, owned by one tenant or (account emails) by none.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     /// The apalis queue (job type) this job lives in.
     const QUEUE: &'static str;
-    /// Attempts before the job is left failed for an admin to see.
+    /// Attempts before the job is left failed (dead-lettered) for an admin to see.
     const MAX_ATTEMPTS: usize = 10;
 
-    fn tenant_id(&self) -> TenantId;
+    /// The tenant whose change caused the job; `None` for work on a user's account alone.
+    fn tenant_id(&self) -> Option<TenantId>;
 
     /// Deterministic for the business operation: enqueuing the same operation twice is a no-op,
     /// and handlers key their side effects (email ledger, Stripe idempotency) on it.
@@ -28,33 +29,52 @@ pub trait TenantJob: Serialize + DeserializeOwned + Send + Sync + Unpin + 'stati
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("job for tenant {job} enqueued in a transaction of tenant {tx}")]
-    WrongTenant { job: TenantId, tx: TenantId },
+    #[error("job for tenant {job:?} enqueued in a transaction of tenant {tx:?}")]
+    WrongTenant {
+        job: Option<TenantId>,
+        tx: Option<TenantId>,
+    },
     #[error("cannot encode job: {0}")]
     Encode(#[from] serde_json::Error),
     #[error(transparent)]
     Queue(#[from] apalis_postgres::Error),
 }
 
-/// Adds `job` to its queue as part of `tx`: it exists exactly when `tx` commits.
-pub async fn enqueue<J: TenantJob>(tx: &mut TenantTx, job: &J) -> Result<(), JobError> {
-    if job.tenant_id() != tx.tenant_id() {
+/// Adds the tenant's `job` to its queue as part of `tx`: it exists exactly when `tx` commits.
+pub async fn enqueue<J: Job>(tx: &mut TenantTx, job: &J) -> Result<(), JobError> {
+    if job.tenant_id() != Some(tx.tenant_id()) {
         return Err(JobError::WrongTenant {
             job: job.tenant_id(),
-            tx: tx.tenant_id(),
+            tx: Some(tx.tenant_id()),
         });
     }
+    push(tx.conn(), job).await
+}
+
+/// Adds an account-level `job` (no tenant) to its queue as part of the transaction on `conn`
+/// (a `GlobalTx` or a `UserTx`).
+pub async fn enqueue_global<J: Job>(conn: &mut PgConnection, job: &J) -> Result<(), JobError> {
+    if job.tenant_id().is_some() {
+        return Err(JobError::WrongTenant {
+            job: job.tenant_id(),
+            tx: None,
+        });
+    }
+    push(conn, job).await
+}
+
+async fn push<J: Job>(conn: &mut PgConnection, job: &J) -> Result<(), JobError> {
     let task = TaskBuilder::new(serde_json::to_vec(job)?)
         .max_attempts(J::MAX_ATTEMPTS)
         .idempotency_key(job.idempotency_key())
         .build();
-    apalis_postgres::queries::push_tasks(tx.conn(), J::QUEUE, vec![task]).await?;
-    tracing::debug!(queue = J::QUEUE, tenant_id = %job.tenant_id(), "job enqueued");
+    apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task]).await?;
+    tracing::debug!(queue = J::QUEUE, tenant_id = ?job.tenant_id(), "job enqueued");
     Ok(())
 }
 
 /// The storage a worker polls for `J`.
-pub fn storage<J: TenantJob>(db: &Database) -> PostgresStorage<J> {
+pub fn storage<J: Job>(db: &Database) -> PostgresStorage<J> {
     PostgresStorage::new(db.infrastructure_pool()).with_config(Config::default().queue(J::QUEUE))
 }
 
@@ -78,4 +98,26 @@ pub async fn release_held(db: &Database, queue: &str, worker: &str) -> Result<u6
         return Ok(0);
     }
     Ok(apalis_postgres::queries::reenqueue_abandoned(&mut *conn, queue, worker, &held).await?)
+}
+
+/// Schedules a failed job's next attempt after an exponential backoff (`base` × 2^(attempt-1),
+/// at most an hour): apalis retries a failed job at once otherwise. Called by a handler just
+/// before it returns its error; apalis then marks the job failed, keeping this `run_at`.
+pub async fn retry_later(
+    db: &Database,
+    task_id: &str,
+    attempt: usize,
+    base: std::time::Duration,
+) -> Result<(), JobError> {
+    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(16);
+    let delay = base
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(std::time::Duration::from_secs(3600));
+    sqlx::query("update apalis.jobs set run_at = now() + make_interval(secs => $2) where id = $1")
+        .bind(task_id)
+        .bind(delay.as_secs_f64())
+        .execute(db.infrastructure_pool())
+        .await
+        .map_err(|e| JobError::Queue(e.into()))?;
+    Ok(())
 }

@@ -72,6 +72,10 @@ uuid_id!(
     /// A tenant's API key.
     ApiKeyId
 );
+uuid_id!(
+    /// An invitation to join a tenant.
+    InvitationId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,5 +6,5 @@ pub mod ids;
 pub mod role;
 
 pub use clock::{Clock, SystemClock};
-pub use ids::{ApiKeyId, AuditEventId, TenantId, UserId};
+pub use ids::{ApiKeyId, AuditEventId, InvitationId, TenantId, UserId};
 pub use role::{Role, UnknownRole};

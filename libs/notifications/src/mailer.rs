@@ -45,6 +45,18 @@ impl Mailer {
         self.from.email.domain()
     }
 
+    /// Sends a rendered email (text and HTML) with a Message-ID chosen by the caller.
+    pub async fn send_rendered(
+        &self,
+        to: Mailbox,
+        message_id: String,
+        content: &crate::RenderedEmail,
+    ) -> Result<(), MailerError> {
+        let message = crate::build_message(&self.from, to, message_id, content)
+            .map_err(|e| MailerError::Message(e.to_string()))?;
+        self.send(message).await
+    }
+
     pub async fn send(&self, message: Message) -> Result<(), MailerError> {
         self.transport.send(message).await?;
         Ok(())

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenantkit_kernel::{Role, TenantId, UserId};
+use tenantkit_kernel::{ApiKeyId, InvitationId, Role, TenantId, UserId};
 
 use crate::TenancyError;
 
@@ -125,6 +125,64 @@ pub struct Membership {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub role: Role,
+}
+
+/// A member as the team page shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// One of the user's tenants, with their role in it.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserTenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub role: Role,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Revoked,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Invitation {
+    pub tenant_id: TenantId,
+    pub id: InvitationId,
+    pub email: String,
+    pub role: Role,
+    pub invited_by: Option<UserId>,
+    pub status: InvitationStatus,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Invitation {
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.status == InvitationStatus::Pending && self.expires_at > now
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub role: Role,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -1,12 +1,18 @@
 //! Sign-up: a new organisation with its owner, in one transaction — tenant, user, owner
-//! membership, audit event and the welcome email job commit together or not at all.
+//! membership, audit event and the verification email job commit together or not at all.
+//!
+//! An email that already has an account gets the same answer, after the same work (a password
+//! hash, the address check), and its owner an email saying so: sign-up must not reveal who
+//! has an account.
 
 use secrecy::SecretString;
 use serde_json::json;
-use tenantkit_accounts::{DisplayName, Email, NewUser, PasswordHasher, PlainPassword};
+use tenantkit_accounts::{
+    DisplayName, Email, NewUser, PasswordHasher, PlainPassword,
+    emails::{AccountEmail, AccountEmailKind},
+};
 use tenantkit_db::{Database, TenantTx};
 use tenantkit_kernel::{Role, TenantId, UserId};
-use tenantkit_notifications::WelcomeEmail;
 
 use crate::{TenancyError, TenantName, TenantSlug, audit, repo};
 
@@ -17,6 +23,14 @@ pub struct SignUp {
     pub name: String,
     pub email: String,
     pub password: SecretString,
+}
+
+/// What happened; callers answer both the same way.
+#[derive(Debug)]
+pub enum SignUpOutcome {
+    Created(SignedUp),
+    /// The email has an account; its owner was emailed.
+    AccountExists,
 }
 
 #[derive(Debug)]
@@ -30,14 +44,30 @@ pub async fn sign_up(
     db: &Database,
     hasher: &PasswordHasher,
     form: SignUp,
-) -> Result<SignedUp, TenancyError> {
+) -> Result<SignUpOutcome, TenancyError> {
     // Validate everything before the expensive hash and before any write.
     let organisation = TenantName::parse(&form.organisation)?;
     let chosen_slug = form.slug.as_deref().map(TenantSlug::parse).transpose()?;
     let display_name = DisplayName::parse(&form.name)?;
     let email = Email::parse(&form.email)?;
-    let password = PlainPassword::parse(form.password)?;
+    let password = PlainPassword::new_for(form.password, Some(email.as_str()))?;
     let password_hash = hasher.hash(password).await?;
+
+    let mut global = db.global().await?;
+    if let Some(existing) =
+        tenantkit_accounts::repo::find_by_email(global.conn(), email.as_str()).await?
+    {
+        // The same address check a new account goes through, then nothing is kept of it.
+        let mut probe = db.tenant(TenantId::new()).await?;
+        claim_slug(&mut probe, chosen_slug, &organisation).await?;
+        probe.rollback().await?;
+        AccountEmail::new(existing.id, AccountEmailKind::AccountExists)
+            .enqueue(global.conn())
+            .await?;
+        global.commit().await?;
+        return Ok(SignUpOutcome::AccountExists);
+    }
+    global.commit().await?;
 
     let tenant_id = TenantId::new();
     let user = NewUser {
@@ -58,22 +88,16 @@ pub async fn sign_up(
         json!({ "slug": slug.as_str() }),
     )
     .await?;
-    tenantkit_jobs::enqueue(
-        &mut tx,
-        &WelcomeEmail {
-            tenant_id,
-            user_id: user.id,
-            organisation: organisation.as_str().to_owned(),
-        },
-    )
-    .await?;
+    AccountEmail::new(user.id, AccountEmailKind::VerifyEmail)
+        .enqueue(tx.conn())
+        .await?;
     tx.commit().await?;
     tracing::info!(%tenant_id, user_id = %user.id, "tenant signed up");
-    Ok(SignedUp {
+    Ok(SignUpOutcome::Created(SignedUp {
         tenant_id,
         user_id: user.id,
         slug: slug.as_str().to_owned(),
-    })
+    }))
 }
 
 /// How many suffixed addresses to try when the derived one is taken.

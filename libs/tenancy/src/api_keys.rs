@@ -1,0 +1,134 @@
+//! API keys: per tenant, with a name and a role; the secret is shown once and stored as a
+//! SHA-256. A presented key names its tenant and id (`tk_<tenant>_<id>_<secret>`), so it is
+//! looked up inside that tenant's row level security, and compared in constant time.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tenantkit_db::{Database, TenantTx};
+use tenantkit_kernel::{ApiKeyId, Role, TenantId};
+use uuid::Uuid;
+
+use crate::{ApiKey, TenancyError, audit, repo, team::Actor};
+
+/// A key as created: the only time its secret exists outside the client.
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    pub token: String,
+}
+
+/// Who an accepted key speaks for.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiKeyPrincipal {
+    pub tenant_id: TenantId,
+    pub key_id: ApiKeyId,
+    pub role: Role,
+}
+
+fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+pub async fn create(
+    tx: &mut TenantTx,
+    actor: Actor,
+    name: &str,
+    role: Role,
+) -> Result<CreatedApiKey, TenancyError> {
+    if !actor.role.can_manage_members() {
+        return Err(TenancyError::Forbidden("only owners and admins manage API keys"));
+    }
+    if role == Role::Owner && actor.role != Role::Owner {
+        return Err(TenancyError::Forbidden("only an owner can create an owner key"));
+    }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(TenancyError::invalid("name", "must be 1 to 100 visible characters"));
+    }
+    let id = ApiKeyId::new();
+    let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    repo::api_keys::insert(tx, id, name, role, &digest(&secret), Some(actor.user)).await?;
+    audit::record(tx, Some(actor.user), "api_key.created", json!({ "key_id": id, "role": role })).await?;
+    let key = repo::api_keys::list(tx)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or(TenancyError::NotFound)?;
+    let token = format!(
+        "tk_{}_{}_{}",
+        tx.tenant_id().as_uuid().simple(),
+        id.as_uuid().simple(),
+        secret
+    );
+    Ok(CreatedApiKey { key, token })
+}
+
+pub async fn revoke(tx: &mut TenantTx, actor: Actor, id: ApiKeyId) -> Result<(), TenancyError> {
+    if !actor.role.can_manage_members() {
+        return Err(TenancyError::Forbidden("only owners and admins manage API keys"));
+    }
+    if !repo::api_keys::revoke(tx, id).await? {
+        return Err(TenancyError::NotFound);
+    }
+    audit::record(tx, Some(actor.user), "api_key.revoked", json!({ "key_id": id })).await?;
+    Ok(())
+}
+
+/// The principal of a presented key, or `None` for anything not a live key.
+pub async fn authenticate(db: &Database, presented: &str) -> Result<Option<ApiKeyPrincipal>, TenancyError> {
+    let Some((tenant, id, secret)) = parse(presented) else {
+        return Ok(None);
+    };
+    let mut tx = db.tenant(tenant).await?;
+    let Some((role, stored)) = repo::api_keys::live_secret(&mut tx, id).await? else {
+        return Ok(None);
+    };
+    if !constant_time_eq(&stored, &digest(secret)) {
+        return Ok(None);
+    }
+    repo::api_keys::touch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Some(ApiKeyPrincipal {
+        tenant_id: tenant,
+        key_id: id,
+        role,
+    }))
+}
+
+fn parse(presented: &str) -> Option<(TenantId, ApiKeyId, &str)> {
+    let rest = presented.strip_prefix("tk_")?;
+    let (tenant, rest) = rest.split_once('_')?;
+    let (id, secret) = rest.split_once('_')?;
+    if secret.len() != 43 {
+        return None;
+    }
+    Some((
+        TenantId::from_uuid(Uuid::try_parse(tenant).ok()?),
+        ApiKeyId::from_uuid(Uuid::try_parse(id).ok()?),
+        secret,
+    ))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presented_keys_parse_only_in_their_exact_shape() {
+        let tenant = TenantId::new();
+        let id = ApiKeyId::new();
+        let secret = "a".repeat(43);
+        let key = format!("tk_{}_{}_{secret}", tenant.as_uuid().simple(), id.as_uuid().simple());
+        assert_eq!(parse(&key), Some((tenant, id, secret.as_str())));
+        for bad in ["", "tk_", "tk_x_y_z", &key[..key.len() - 1], &key.replace("tk_", "tx_")] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

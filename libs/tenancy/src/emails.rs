@@ -1,0 +1,132 @@
+//! The invitation email: a tenant's email, recorded in that tenant's ledger. The link (a
+//! signed invitation token) is minted when the email is sent.
+
+use apalis::prelude::{Attempt, BoxDynError, Data, TaskId};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tenantkit_accounts::{
+    emails::EmailSettings,
+    tokens::{TokenClaims, TokenPurpose},
+};
+use tenantkit_db::{Database, TenantTx};
+use tenantkit_jobs::Job;
+use tenantkit_kernel::{InvitationId, TenantId};
+use tenantkit_notifications::{
+    EmailContent, Invitation as InvitationEmailContent, Ledger, Mailer, OutgoingEmail, send_once,
+};
+use uuid::Uuid;
+
+use crate::repo;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationEmail {
+    pub tenant_id: TenantId,
+    pub invitation_id: InvitationId,
+    /// Each send (the first and every "resend") is its own operation.
+    pub operation: Uuid,
+}
+
+impl InvitationEmail {
+    pub(crate) async fn enqueue(tx: &mut TenantTx, invitation_id: InvitationId) -> Result<(), tenantkit_jobs::JobError> {
+        let job = Self {
+            tenant_id: tx.tenant_id(),
+            invitation_id,
+            operation: Uuid::now_v7(),
+        };
+        tenantkit_jobs::enqueue(tx, &job).await
+    }
+}
+
+impl Job for InvitationEmail {
+    const QUEUE: &'static str = "email.invitation";
+
+    fn tenant_id(&self) -> Option<TenantId> {
+        Some(self.tenant_id)
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("invitation:{}:{}", self.invitation_id, self.operation)
+    }
+}
+
+/// A signed link to accept `invitation` of `tenant`.
+pub fn invitation_token(
+    signer: &tenantkit_accounts::tokens::TokenSigner,
+    tenant: TenantId,
+    invitation: InvitationId,
+    expires_at: chrono::DateTime<Utc>,
+) -> String {
+    let mut claims = TokenClaims::new(TokenPurpose::Invitation, invitation.as_uuid(), String::new(), Utc::now());
+    claims.tenant = Some(tenant.as_uuid());
+    claims.expires = claims.expires.min(expires_at.timestamp());
+    signer.sign(&claims)
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %job.tenant_id, invitation_id = %job.invitation_id))]
+pub async fn deliver_invitation_email(
+    job: InvitationEmail,
+    db: Data<Database>,
+    mailer: Data<Mailer>,
+    settings: Data<EmailSettings>,
+    task: Option<TaskId>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
+    let result = deliver(&job, &db, &mailer, &settings).await;
+    if let (Err(error), Some(task)) = (&result, task) {
+        tracing::warn!(%error, attempt = attempt.current(), "invitation email failed; will retry");
+        tenantkit_jobs::retry_later(&db, &task.to_string(), attempt.current(), settings.retry_base)
+            .await?;
+    }
+    result
+}
+
+async fn deliver(
+    job: &InvitationEmail,
+    db: &Database,
+    mailer: &Mailer,
+    settings: &EmailSettings,
+) -> Result<(), BoxDynError> {
+    let mut tx = db.tenant(job.tenant_id).await?;
+    let invitation = repo::invitations::find(&mut tx, job.invitation_id).await?;
+    let Some(invitation) = invitation.filter(|i| i.is_open(Utc::now())) else {
+        tracing::info!("the invitation is no longer open; nothing to send");
+        return Ok(());
+    };
+    let Some(tenant) = repo::current_tenant(&mut tx).await? else {
+        return Ok(());
+    };
+    let inviter = match invitation.invited_by {
+        Some(user) => tenantkit_accounts::repo::find(tx.conn(), user)
+            .await?
+            .map(|u| u.display_name),
+        None => None,
+    };
+    let token = invitation_token(
+        settings.links.signer(),
+        job.tenant_id,
+        invitation.id,
+        invitation.expires_at,
+    );
+    let content = InvitationEmailContent {
+        inviter_name: inviter.unwrap_or_else(|| "A teammate".to_owned()),
+        organisation: tenant.name.clone(),
+        role: invitation.role.to_string(),
+        link: settings.links.to("/invitations/accept", Some(&token)),
+        expires_days: 7,
+    }
+    .render()?;
+    let key = job.idempotency_key();
+    send_once(
+        Ledger::Tenant(&mut tx),
+        mailer,
+        OutgoingEmail {
+            key: &key,
+            to: invitation.email.parse()?,
+            template: InvitationEmailContent::TEMPLATE,
+            content,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

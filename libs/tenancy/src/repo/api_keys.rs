@@ -1,0 +1,79 @@
+//! SQL for API keys (tenant-owned). Only a SHA-256 of each secret is stored.
+
+use tenantkit_db::{DbError, TenantTx};
+use tenantkit_kernel::{ApiKeyId, Role, UserId};
+
+use crate::ApiKey;
+
+pub async fn insert(
+    tx: &mut TenantTx,
+    id: ApiKeyId,
+    name: &str,
+    role: Role,
+    secret_hash: &[u8],
+    created_by: Option<UserId>,
+) -> Result<(), DbError> {
+    let tenant = tx.tenant_id();
+    sqlx::query!(
+        "insert into api_keys (tenant_id, id, name, role, secret_hash, created_by)
+         values ($1, $2, $3, $4, $5, $6)",
+        tenant.as_uuid(),
+        id.as_uuid(),
+        name,
+        role.as_str(),
+        secret_hash,
+        created_by.map(|u| u.as_uuid())
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn list(tx: &mut TenantTx) -> Result<Vec<ApiKey>, DbError> {
+    Ok(sqlx::query_as!(
+        ApiKey,
+        r#"select id as "id: ApiKeyId", name, role as "role: Role", created_by as "created_by: UserId",
+                  created_at, last_used_at, revoked_at
+           from api_keys order by created_at desc"#
+    )
+    .fetch_all(tx.conn())
+    .await?)
+}
+
+/// The role and stored hash of a live (unrevoked) key.
+pub async fn live_secret(
+    tx: &mut TenantTx,
+    id: ApiKeyId,
+) -> Result<Option<(Role, Vec<u8>)>, DbError> {
+    let row = sqlx::query!(
+        r#"select role as "role: Role", secret_hash from api_keys
+           where id = $1 and revoked_at is null"#,
+        id.as_uuid()
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row.map(|r| (r.role, r.secret_hash)))
+}
+
+/// Records use at most once a minute per key: a write on every request would cost more than
+/// the request.
+pub async fn touch(tx: &mut TenantTx, id: ApiKeyId) -> Result<(), DbError> {
+    sqlx::query!(
+        "update api_keys set last_used_at = now()
+         where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+        id.as_uuid()
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke(tx: &mut TenantTx, id: ApiKeyId) -> Result<bool, DbError> {
+    let done = sqlx::query!(
+        "update api_keys set revoked_at = now() where id = $1 and revoked_at is null",
+        id.as_uuid()
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,122 @@
+//! SQL for invitations (tenant-owned; row level security scopes every statement).
+
+use chrono::{DateTime, Utc};
+use tenantkit_db::{DbError, TenantTx};
+use tenantkit_kernel::{InvitationId, Role, TenantId, UserId};
+
+use crate::{Invitation, InvitationStatus};
+
+macro_rules! select_invitations {
+    ($rest:tt $(, $arg:expr)*) => {
+        sqlx::query_as!(
+            Invitation,
+            r#"select tenant_id as "tenant_id: TenantId", id as "id: InvitationId", email,
+                      role as "role: Role", invited_by as "invited_by: UserId",
+                      status as "status: InvitationStatus", expires_at, created_at
+               from invitations "# + $rest
+            $(, $arg)*
+        )
+    };
+}
+
+/// Creates a pending invitation; `None` when one is already pending for the address.
+pub async fn insert(
+    tx: &mut TenantTx,
+    email: &str,
+    role: Role,
+    invited_by: UserId,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<InvitationId>, DbError> {
+    let id = InvitationId::new();
+    let tenant = tx.tenant_id();
+    let inserted = sqlx::query!(
+        "insert into invitations (tenant_id, id, email, role, invited_by, expires_at)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (tenant_id, lower(email)) where status = 'pending' do nothing",
+        tenant.as_uuid(),
+        id.as_uuid(),
+        email,
+        role.as_str(),
+        invited_by.as_uuid(),
+        expires_at
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok((inserted.rows_affected() == 1).then_some(id))
+}
+
+pub async fn pending_for_email(
+    tx: &mut TenantTx,
+    email: &str,
+) -> Result<Option<Invitation>, DbError> {
+    Ok(
+        select_invitations!("where status = 'pending' and lower(email) = lower($1)", email)
+            .fetch_optional(tx.conn())
+            .await?,
+    )
+}
+
+pub async fn find(tx: &mut TenantTx, id: InvitationId) -> Result<Option<Invitation>, DbError> {
+    Ok(select_invitations!("where id = $1", id.as_uuid())
+        .fetch_optional(tx.conn())
+        .await?)
+}
+
+/// Locks the invitation for the rest of the transaction (accepting it twice at once must not
+/// create two memberships).
+pub async fn find_for_update(
+    tx: &mut TenantTx,
+    id: InvitationId,
+) -> Result<Option<Invitation>, DbError> {
+    Ok(select_invitations!("where id = $1 for update", id.as_uuid())
+        .fetch_optional(tx.conn())
+        .await?)
+}
+
+pub async fn pending(tx: &mut TenantTx) -> Result<Vec<Invitation>, DbError> {
+    Ok(select_invitations!("where status = 'pending' order by created_at desc")
+        .fetch_all(tx.conn())
+        .await?)
+}
+
+/// A resent invitation gets a fresh expiry.
+pub async fn extend(
+    tx: &mut TenantTx,
+    id: InvitationId,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let done = sqlx::query!(
+        "update invitations set expires_at = $2 where id = $1 and status = 'pending'",
+        id.as_uuid(),
+        expires_at
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn revoke(tx: &mut TenantTx, id: InvitationId) -> Result<bool, DbError> {
+    let done = sqlx::query!(
+        "update invitations set status = 'revoked' where id = $1 and status = 'pending'",
+        id.as_uuid()
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn mark_accepted(
+    tx: &mut TenantTx,
+    id: InvitationId,
+    user: UserId,
+) -> Result<bool, DbError> {
+    let done = sqlx::query!(
+        "update invitations set status = 'accepted', accepted_by = $2
+         where id = $1 and status = 'pending'",
+        id.as_uuid(),
+        user.as_uuid()
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

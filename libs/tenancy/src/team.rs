@@ -1,0 +1,266 @@
+//! The team: members, roles, invitations. Every change takes the acting member's role into
+//! account, is audit-logged, and keeps at least one owner.
+//!
+//! Rules: owners do everything; admins invite, change roles and remove members below owner;
+//! members manage nothing but may leave. Only an owner grants or takes away ownership.
+
+use chrono::Utc;
+use secrecy::SecretString;
+use serde_json::json;
+use tenantkit_accounts::{
+    DisplayName, Email, NewUser, PasswordHasher, PlainPassword,
+    tokens::{TokenError, TokenPurpose, TokenSigner},
+};
+use tenantkit_db::{Database, TenantTx};
+use tenantkit_kernel::{InvitationId, Role, TenantId, UserId};
+
+use crate::{Invitation, TenancyError, audit, emails::InvitationEmail, repo};
+
+/// How long an invitation stays open.
+const INVITATION_LIFETIME: chrono::Duration = chrono::Duration::days(7);
+
+/// The member acting, with their role in the transaction's tenant.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor {
+    pub user: UserId,
+    pub role: Role,
+}
+
+impl Actor {
+    fn require_manager(&self) -> Result<(), TenancyError> {
+        if self.role.can_manage_members() {
+            Ok(())
+        } else {
+            Err(TenancyError::Forbidden("only owners and admins manage the team"))
+        }
+    }
+
+    /// Granting, taking away or touching ownership is for owners.
+    fn require_owner_for(&self, role: Role) -> Result<(), TenancyError> {
+        if role == Role::Owner && self.role != Role::Owner {
+            return Err(TenancyError::Forbidden("only an owner can do this to an owner"));
+        }
+        Ok(())
+    }
+}
+
+/// Invites `email` with `role`, or resends the pending invitation for that address.
+pub async fn invite(
+    tx: &mut TenantTx,
+    actor: Actor,
+    email: &str,
+    role: Role,
+) -> Result<InvitationId, TenancyError> {
+    actor.require_manager()?;
+    actor.require_owner_for(role)?;
+    let email = Email::parse(email)?;
+    let already_member = repo::members_with_users(tx)
+        .await?
+        .iter()
+        .any(|m| m.email.eq_ignore_ascii_case(email.as_str()));
+    if already_member {
+        return Err(TenancyError::invalid("email", "is already a member of this organisation"));
+    }
+    let expires_at = Utc::now() + INVITATION_LIFETIME;
+    let id = match repo::invitations::insert(tx, email.as_str(), role, actor.user, expires_at).await? {
+        Some(id) => id,
+        None => {
+            let pending = repo::invitations::pending_for_email(tx, email.as_str())
+                .await?
+                .ok_or(TenancyError::NotFound)?;
+            repo::invitations::extend(tx, pending.id, expires_at).await?;
+            pending.id
+        }
+    };
+    InvitationEmail::enqueue(tx, id).await?;
+    audit::record(tx, Some(actor.user), "invitation.sent", json!({ "invitation_id": id, "role": role })).await?;
+    Ok(id)
+}
+
+pub async fn resend_invitation(
+    tx: &mut TenantTx,
+    actor: Actor,
+    id: InvitationId,
+) -> Result<(), TenancyError> {
+    actor.require_manager()?;
+    let invitation = repo::invitations::find(tx, id).await?.ok_or(TenancyError::NotFound)?;
+    actor.require_owner_for(invitation.role)?;
+    if !repo::invitations::extend(tx, id, Utc::now() + INVITATION_LIFETIME).await? {
+        return Err(TenancyError::NotFound);
+    }
+    InvitationEmail::enqueue(tx, id).await?;
+    audit::record(tx, Some(actor.user), "invitation.resent", json!({ "invitation_id": id })).await?;
+    Ok(())
+}
+
+pub async fn revoke_invitation(
+    tx: &mut TenantTx,
+    actor: Actor,
+    id: InvitationId,
+) -> Result<(), TenancyError> {
+    actor.require_manager()?;
+    let invitation = repo::invitations::find(tx, id).await?.ok_or(TenancyError::NotFound)?;
+    actor.require_owner_for(invitation.role)?;
+    if !repo::invitations::revoke(tx, id).await? {
+        return Err(TenancyError::NotFound);
+    }
+    audit::record(tx, Some(actor.user), "invitation.revoked", json!({ "invitation_id": id })).await?;
+    Ok(())
+}
+
+pub async fn change_role(
+    tx: &mut TenantTx,
+    actor: Actor,
+    member: UserId,
+    role: Role,
+) -> Result<(), TenancyError> {
+    actor.require_manager()?;
+    let current = repo::role_of(tx, member).await?.ok_or(TenancyError::NotFound)?;
+    actor.require_owner_for(current)?;
+    actor.require_owner_for(role)?;
+    if current == Role::Owner && role != Role::Owner && repo::lock_owner_count(tx).await? <= 1 {
+        return Err(TenancyError::LastOwner);
+    }
+    repo::set_role(tx, member, role).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "member.role_changed",
+        json!({ "user_id": member, "from": current, "to": role }),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_member(
+    tx: &mut TenantTx,
+    actor: Actor,
+    member: UserId,
+) -> Result<(), TenancyError> {
+    if member == actor.user {
+        return leave(tx, actor).await;
+    }
+    actor.require_manager()?;
+    let role = repo::role_of(tx, member).await?.ok_or(TenancyError::NotFound)?;
+    actor.require_owner_for(role)?;
+    if role == Role::Owner && repo::lock_owner_count(tx).await? <= 1 {
+        return Err(TenancyError::LastOwner);
+    }
+    repo::remove_member(tx, member).await?;
+    audit::record(tx, Some(actor.user), "member.removed", json!({ "user_id": member })).await?;
+    Ok(())
+}
+
+/// The actor leaves the tenant (not as its last owner).
+pub async fn leave(tx: &mut TenantTx, actor: Actor) -> Result<(), TenancyError> {
+    if actor.role == Role::Owner && repo::lock_owner_count(tx).await? <= 1 {
+        return Err(TenancyError::LastOwner);
+    }
+    repo::remove_member(tx, actor.user).await?;
+    audit::record(tx, Some(actor.user), "member.left", json!({})).await?;
+    Ok(())
+}
+
+/// Makes `new_owner` an owner and the acting owner an admin.
+pub async fn transfer_ownership(
+    tx: &mut TenantTx,
+    actor: Actor,
+    new_owner: UserId,
+) -> Result<(), TenancyError> {
+    if actor.role != Role::Owner {
+        return Err(TenancyError::Forbidden("only an owner can transfer ownership"));
+    }
+    if new_owner == actor.user {
+        return Err(TenancyError::invalid("new_owner", "is already the owner"));
+    }
+    repo::role_of(tx, new_owner).await?.ok_or(TenancyError::NotFound)?;
+    repo::lock_owner_count(tx).await?;
+    repo::set_role(tx, new_owner, Role::Owner).await?;
+    repo::set_role(tx, actor.user, Role::Admin).await?;
+    audit::record(tx, Some(actor.user), "tenant.ownership_transferred", json!({ "to": new_owner })).await?;
+    Ok(())
+}
+
+/// An invitation link, checked: its tenant and the open invitation it names.
+pub async fn open_invitation(
+    db: &Database,
+    signer: &TokenSigner,
+    token: &str,
+) -> Result<Invitation, TenancyError> {
+    let claims = signer.verify(token, TokenPurpose::Invitation, Utc::now())?;
+    let tenant = TenantId::from_uuid(claims.tenant.ok_or(TokenError::Invalid)?);
+    let mut tx = db.tenant(tenant).await?;
+    let invitation = repo::invitations::find(&mut tx, InvitationId::from_uuid(claims.subject))
+        .await?
+        .ok_or(TokenError::Invalid)?;
+    if !invitation.is_open(Utc::now()) {
+        return Err(TokenError::Used.into());
+    }
+    Ok(invitation)
+}
+
+/// Who accepts an invitation: a signed-in user whose email matches, or a new account.
+pub enum Acceptor {
+    Existing(UserId),
+    New { name: String, password: SecretString },
+}
+
+/// Accepts an invitation; returns the member's user id and the tenant they joined.
+pub async fn accept_invitation(
+    db: &Database,
+    hasher: &PasswordHasher,
+    signer: &TokenSigner,
+    token: &str,
+    acceptor: Acceptor,
+) -> Result<(UserId, TenantId), TenancyError> {
+    let invitation = open_invitation(db, signer, token).await?;
+    // Validate and hash before opening the writing transaction.
+    let new_user = match acceptor {
+        Acceptor::Existing(user) => {
+            let mut tx = db.global().await?;
+            let found = tenantkit_accounts::repo::find(tx.conn(), user).await?.ok_or(TenancyError::NotFound)?;
+            if !found.email.eq_ignore_ascii_case(&invitation.email) {
+                return Err(TenancyError::Forbidden("this invitation was sent to another address"));
+            }
+            Err(user)
+        }
+        Acceptor::New { name, password } => {
+            let display_name = DisplayName::parse(&name)?;
+            let password = PlainPassword::new_for(password, Some(&invitation.email))?;
+            Ok(NewUser {
+                id: UserId::new(),
+                email: Email::parse(&invitation.email)?,
+                display_name,
+                password_hash: hasher.hash(password).await?,
+                is_platform_admin: false,
+            })
+        }
+    };
+    let mut tx = db.tenant(invitation.tenant_id).await?;
+    let locked = repo::invitations::find_for_update(&mut tx, invitation.id)
+        .await?
+        .filter(|i| i.is_open(Utc::now()))
+        .ok_or(TokenError::Used)?;
+    let user = match new_user {
+        Ok(new_user) => {
+            // The link arrived at this address: it is verified.
+            tenantkit_accounts::repo::insert(tx.conn(), &new_user).await?;
+            tenantkit_accounts::repo::mark_email_verified(tx.conn(), new_user.id).await?;
+            new_user.id
+        }
+        Err(existing) => existing,
+    };
+    if repo::role_of(&mut tx, user).await?.is_none() {
+        repo::add_member(&mut tx, user, locked.role).await?;
+    }
+    repo::invitations::mark_accepted(&mut tx, locked.id, user).await?;
+    audit::record(
+        &mut tx,
+        Some(user),
+        "invitation.accepted",
+        json!({ "invitation_id": locked.id, "role": locked.role }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((user, invitation.tenant_id))
+}
