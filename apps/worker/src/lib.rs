@@ -5,8 +5,13 @@ use std::{future::Future, time::Duration};
 use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
-use tenantkit_jobs::TenantJob;
-use tenantkit_notifications::{Mailer, WelcomeEmail, deliver_welcome};
+use tenantkit_accounts::{
+    emails::{AccountEmail, EmailSettings, deliver_account_email},
+    links::Links,
+};
+use tenantkit_jobs::Job;
+use tenantkit_notifications::Mailer;
+use tenantkit_tenancy::emails::{InvitationEmail, deliver_invitation_email};
 use tokio::sync::watch;
 
 /// The longest pause between attempts to restart a worker whose backend failed.
@@ -29,24 +34,62 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
+    let email_settings = EmailSettings {
+        links: Links::new(&settings.server.public_url, &settings.secret_key),
+        retry_base: settings.worker.retry_base_delay,
+    };
     let mut delay = Duration::from_secs(1);
     loop {
         let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
+        let account_name = format!("{name}-account");
+        let invitation_name = format!("{name}-invitation");
         tracing::info!(worker = %name, "worker starting");
-        let welcome = WorkerBuilder::new(name.as_str())
-            .backend(tenantkit_jobs::storage::<WelcomeEmail>(&db).with_pubsub())
+        // One consumer per queue. When either ends (its backend failed), the other is told to
+        // stop too, and the pair restarts together.
+        let (ended_tx, ended_rx) = watch::channel(false);
+        let stop_when = |global: watch::Receiver<bool>, sibling: watch::Receiver<bool>| async move {
+            let (mut global, mut sibling) = (global, sibling);
+            tokio::select! {
+                _ = global.wait_for(|stopping| *stopping) => {}
+                _ = sibling.wait_for(|ended| *ended) => {}
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let account = WorkerBuilder::new(account_name.as_str())
+            .backend(tenantkit_jobs::storage::<AccountEmail>(&db).with_pubsub())
             .data(db.clone())
             .data(mailer.clone())
+            .data(email_settings.clone())
             .enable_tracing()
             .catch_panic()
             .concurrency(settings.worker.concurrency)
-            .build(deliver_welcome);
+            .build(deliver_account_email);
+        let invitation = WorkerBuilder::new(invitation_name.as_str())
+            .backend(tenantkit_jobs::storage::<InvitationEmail>(&db).with_pubsub())
+            .data(db.clone())
+            .data(mailer.clone())
+            .data(email_settings.clone())
+            .enable_tracing()
+            .catch_panic()
+            .concurrency(settings.worker.concurrency)
+            .build(deliver_invitation_email);
         let started = std::time::Instant::now();
-        let mut stop = stop_rx.clone();
-        let running = welcome.run_until(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-            Ok::<(), std::io::Error>(())
-        });
+        let running = async {
+            let account = async {
+                let result = account.run_until(stop_when(stop_rx.clone(), ended_rx.clone())).await;
+                let _ = ended_tx.send(true);
+                result
+            };
+            let invitation = async {
+                let result = invitation
+                    .run_until(stop_when(stop_rx.clone(), ended_rx.clone()))
+                    .await;
+                let _ = ended_tx.send(true);
+                result
+            };
+            let (account, invitation) = tokio::join!(account, invitation);
+            account.and(invitation)
+        };
         // Once asked to stop, running jobs get `worker.shutdown_timeout`; what is still held
         // then goes back to the queue for another worker, instead of waiting out the orphan
         // timeout.
@@ -58,9 +101,11 @@ pub async fn run(
         let result = tokio::select! {
             result = running => result,
             () = deadline => {
-                match tenantkit_jobs::release_held(&db, WelcomeEmail::QUEUE, &name).await {
-                    Ok(released) => tracing::warn!(released, "jobs still running at the shutdown deadline were released"),
-                    Err(error) => tracing::error!(%error, "could not release held jobs; they return after the orphan timeout"),
+                for (queue, worker) in [(AccountEmail::QUEUE, &account_name), (InvitationEmail::QUEUE, &invitation_name)] {
+                    match tenantkit_jobs::release_held(&db, queue, worker).await {
+                        Ok(released) => tracing::warn!(released, queue, "jobs still running at the shutdown deadline were released"),
+                        Err(error) => tracing::error!(%error, queue, "could not release held jobs; they return after the orphan timeout"),
+                    }
                 }
                 break;
             }

@@ -101,6 +101,10 @@ pub struct RedisSettings {
 pub struct RateLimitSettings {
     /// Sign-ups accepted per client address per hour (each one costs a password hash).
     pub signups_per_hour: u32,
+    /// Sign-in attempts per account (email) per 15 minutes.
+    pub logins_per_account: u32,
+    /// Sign-in attempts per client address per 15 minutes.
+    pub logins_per_address: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +120,8 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// How long a stopping worker waits for its running jobs before releasing them.
     pub shutdown_timeout: Duration,
+    /// A failed job's first retry waits this long; each further retry waits twice as long.
+    pub retry_base_delay: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -182,6 +188,9 @@ impl Settings {
         let smtp_timeout = r.or("smtp.timeout_secs", 10u64);
         let concurrency = r.or("worker.concurrency", 4usize);
         let worker_shutdown = r.or("worker.shutdown_timeout_secs", 30u64);
+        let retry_base = r.or("worker.retry_base_delay_secs", 5u64);
+        let logins_per_account = r.or("rate_limit.logins_per_account", 10u32);
+        let logins_per_address = r.or("rate_limit.logins_per_address", 100u32);
         let log_format = r.or("log.format", LogFormat::Text);
         let log_filter = r.or("log.filter", "info".to_owned());
         let secret_key = match r.secret("secret_key") {
@@ -264,7 +273,11 @@ impl Settings {
                         url: redis_url,
                         key_prefix,
                     },
-                    rate_limit: RateLimitSettings { signups_per_hour },
+                    rate_limit: RateLimitSettings {
+                        signups_per_hour,
+                        logins_per_account,
+                        logins_per_address,
+                    },
                     smtp: SmtpSettings {
                         url: smtp_url.unwrap_or_else(|| SecretString::from("smtp://127.0.0.1:25")),
                         from: smtp_from,
@@ -273,6 +286,7 @@ impl Settings {
                     worker: WorkerSettings {
                         concurrency,
                         shutdown_timeout: Duration::from_secs(worker_shutdown),
+                        retry_base_delay: Duration::from_secs(retry_base),
                     },
                     log: LogSettings {
                         format: log_format,

@@ -4,13 +4,13 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use poem::{
-    EndpointExt, Route, Server, get, handler, listener::TcpAcceptor, middleware::AddData, web::Html,
+    EndpointExt, Server, get, listener::TcpAcceptor, middleware::AddData,
 };
 
 use crate::{
     AppState,
     allow::{AllowedMethods, AnnounceAllowedMethods},
-    api, health,
+    api, health, pages,
     middleware::{BodyLimit, Observe, SecurityHeaders},
 };
 
@@ -67,8 +67,7 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let allowed = Arc::new(AllowedMethods::from_spec(&api.spec(), "/api/v1"));
-    Route::new()
-        .at("/", get(landing))
+    pages::routes()
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
@@ -81,9 +80,4 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
         .with(SecurityHeaders {
             hsts: state.settings.server.public_url.scheme() == "https",
         })
-}
-
-#[handler]
-fn landing() -> Html<&'static str> {
-    Html(include_str!("landing.html"))
 }

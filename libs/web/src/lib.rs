@@ -4,12 +4,16 @@
 mod allow;
 mod api;
 mod app;
+mod browser;
 mod client_ip;
+mod csrf;
 mod health;
 mod kv;
 mod middleware;
+mod pages;
 mod problem;
 mod rate_limit;
+mod session;
 mod state;
 
 pub use app::Application;

@@ -50,3 +50,13 @@ impl RateLimit {
         }
     }
 }
+
+/// A subject (an email) as it appears in a Redis key: hashed, so keys carry no addresses.
+pub(crate) fn subject_digest(subject: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(subject.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -8,7 +8,9 @@ use tenantkit_accounts::PasswordHasher;
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
 
-use crate::kv::Kv;
+use tenantkit_accounts::links::Links;
+
+use crate::{csrf::CsrfKey, kv::Kv};
 
 /// What every handler may reach. Cheap to clone.
 #[derive(Clone)]
@@ -17,6 +19,9 @@ pub struct AppState {
     pub db: Database,
     pub(crate) kv: Arc<Kv>,
     pub hasher: PasswordHasher,
+    /// Emailed links and their signed tokens, from the configured public URL.
+    pub links: Links,
+    pub(crate) csrf: CsrfKey,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -30,6 +35,8 @@ impl AppState {
         // Install the metrics recorder before the first request records anything.
         tenantkit_telemetry::metrics();
         Ok(Self {
+            links: Links::new(&settings.server.public_url, &settings.secret_key),
+            csrf: CsrfKey::new(&settings.secret_key),
             settings: Arc::new(settings),
             db,
             kv,

@@ -7,7 +7,6 @@ use poem::{
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use secrecy::SecretString;
 use tenantkit_tenancy::{SignUp, sign_up};
-use uuid::Uuid;
 
 use super::{
     ApiTags,
@@ -55,17 +54,19 @@ struct SignUpRequest {
 }
 
 #[derive(Object)]
-struct SignedUpBody {
-    tenant_id: Uuid,
-    user_id: Uuid,
-    slug: String,
+struct SignUpAccepted {
+    /// Always `verification_sent`.
+    status: String,
+    detail: String,
 }
 
 #[derive(ApiResponse)]
 enum SignUpResponse {
-    /// The organisation and its owner exist; a welcome email is on its way.
-    #[oai(status = 201)]
-    Created(Json<SignedUpBody>),
+    /// Accepted: a verification link is on its way to the email address. The answer is the
+    /// same when the address already has an account (its owner is told by email instead), so
+    /// the API never reveals who has an account.
+    #[oai(status = 202)]
+    Accepted(Json<SignUpAccepted>),
 }
 
 #[OpenApi(tag = "ApiTags::Signup")]
@@ -89,7 +90,7 @@ impl SignupApi {
         };
         limit.check(&state.kv, &client).await?;
         let body = body.0;
-        let done = sign_up(
+        sign_up(
             &state.db,
             &state.hasher,
             SignUp {
@@ -101,10 +102,9 @@ impl SignupApi {
             },
         )
         .await?;
-        Ok(SignUpResponse::Created(Json(SignedUpBody {
-            tenant_id: done.tenant_id.as_uuid(),
-            user_id: done.user_id.as_uuid(),
-            slug: done.slug,
+        Ok(SignUpResponse::Accepted(Json(SignUpAccepted {
+            status: "verification_sent".to_owned(),
+            detail: "Open the link in the email we sent to finish signing up.".to_owned(),
         })))
     }
 }

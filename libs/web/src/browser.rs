@@ -1,0 +1,188 @@
+//! What a page handler knows about the browser: its session (from the Redis store), its
+//! anonymous CSRF cookie, its address and device, and — once loaded — the signed-in user with
+//! their tenants. Cookies are `HttpOnly`, `SameSite=Lax`, `Secure` and `__Host-` prefixed when
+//! `server.secure_cookies` is on (production).
+
+use poem::{FromRequest, Request, RequestBody, http::header};
+use tenantkit_accounts::Credentials;
+use tenantkit_tenancy::{UserTenant, repo};
+
+use crate::{
+    AppState,
+    client_ip::client_ip,
+    pages::PageError,
+    session::{self, Session, Stage},
+};
+
+pub(crate) struct Browser {
+    pub(crate) state: AppState,
+    pub(crate) session: Option<Session>,
+    anonymous_id: String,
+    new_anonymous_id: bool,
+    pub(crate) ip: String,
+    pub(crate) device: String,
+}
+
+/// A signed-in user, their tenants, and the active one.
+pub(crate) struct SignedIn {
+    pub(crate) session: Session,
+    pub(crate) user: Credentials,
+    pub(crate) tenants: Vec<UserTenant>,
+    pub(crate) tenant: Option<UserTenant>,
+}
+
+pub(crate) fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.settings.server.secure_cookies {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// A `Set-Cookie` value with the safe attributes; `max_age` `None` ends with the browser,
+/// `Some(0)` deletes.
+pub(crate) fn set_cookie(state: &AppState, base: &str, value: &str, max_age: Option<u64>) -> String {
+    let mut cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+        cookie_name(state, base)
+    );
+    if state.settings.server.secure_cookies {
+        cookie.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={age}"));
+    }
+    cookie
+}
+
+fn read_cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+pub(crate) const SESSION_COOKIE: &str = "tk_session";
+pub(crate) const ANONYMOUS_COOKIE: &str = "tk_anon";
+
+impl<'a> FromRequest<'a> for Browser {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let state = req
+            .data::<AppState>()
+            .cloned()
+            .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
+        let session = match read_cookie(req, &cookie_name(&state, SESSION_COOKIE)) {
+            Some(cookie) => match session::load(&state.kv, &cookie).await {
+                Ok(session) => session,
+                Err(error) => {
+                    tracing::warn!(%error, "session store unavailable");
+                    return Err(PageError::Unavailable.into());
+                }
+            },
+            None => None,
+        };
+        let existing = read_cookie(req, &cookie_name(&state, ANONYMOUS_COOKIE))
+            .filter(|v| v.len() >= 20 && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let (anonymous_id, new_anonymous_id) = match existing {
+            Some(id) => (id, false),
+            None => (
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    rand::random::<[u8; 24]>(),
+                ),
+                true,
+            ),
+        };
+        let remote = req.remote_addr();
+        let ip = client_ip(remote, req.headers(), state.settings.server.trusted_proxy_hops)
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let device = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().filter(|c| !c.is_control()).take(200).collect())
+            .unwrap_or_else(|| "unknown device".to_owned());
+        Ok(Self {
+            state,
+            session,
+            anonymous_id,
+            new_anonymous_id,
+            ip,
+            device,
+        })
+    }
+}
+
+impl Browser {
+    fn csrf_binding(&self) -> String {
+        match &self.session {
+            Some(session) => format!("session:{}", session.key),
+            None => format!("anon:{}", self.anonymous_id),
+        }
+    }
+
+    pub(crate) fn csrf_token(&self) -> String {
+        self.state.csrf.token(&self.csrf_binding())
+    }
+
+    /// Refuses an unsafe request whose form token does not match this browser.
+    pub(crate) fn check_csrf(&self, presented: &str) -> Result<(), PageError> {
+        if self.state.csrf.verify(&self.csrf_binding(), presented) {
+            Ok(())
+        } else {
+            Err(PageError::Csrf)
+        }
+    }
+
+    /// The anonymous cookie, to set when this browser did not have one yet.
+    pub(crate) fn anonymous_cookie(&self) -> Option<String> {
+        self.new_anonymous_id
+            .then(|| set_cookie(&self.state, ANONYMOUS_COOKIE, &self.anonymous_id, None))
+    }
+
+    /// The signed-in user (a session past its second factor), with their tenants.
+    pub(crate) async fn signed_in(&self) -> Result<Option<SignedIn>, PageError> {
+        let Some(session) = self.session.clone().filter(|s| s.data.stage == Stage::Active) else {
+            return Ok(None);
+        };
+        let state = &self.state;
+        let mut tx = state.db.global().await?;
+        let Some(user) = tenantkit_accounts::repo::credentials(tx.conn(), session.data.user_id).await? else {
+            return Ok(None);
+        };
+        tx.commit().await?;
+        let mut tx = state.db.user(user.id).await?;
+        let tenants = repo::tenants_of_user(&mut tx).await?;
+        tx.commit().await?;
+        let tenant = session
+            .data
+            .tenant_id
+            .and_then(|id| tenants.iter().find(|t| t.id == id))
+            .or_else(|| tenants.first())
+            .cloned();
+        // Seen at most once a minute: a write per page would cost more than the page.
+        if session::now() - session.data.last_seen > 60 {
+            let mut data = session.data.clone();
+            data.last_seen = session::now();
+            data.ip = self.ip.clone();
+            if let Err(error) = session::save(&state.kv, &session.key, &data).await {
+                tracing::warn!(%error, "could not record session activity");
+            }
+        }
+        Ok(Some(SignedIn {
+            session,
+            user,
+            tenants,
+            tenant,
+        }))
+    }
+
+    /// Like [`Self::signed_in`], but a visitor who is not signed in is sent to log in.
+    pub(crate) async fn require_signed_in(&self) -> Result<SignedIn, PageError> {
+        self.signed_in().await?.ok_or(PageError::SignInRequired)
+    }
+}

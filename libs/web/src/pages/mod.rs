@@ -1,0 +1,387 @@
+//! Server-rendered pages (askama). They work without JavaScript; every form carries a CSRF
+//! token and shows its errors next to the fields, keeping what was typed (not passwords).
+
+mod account;
+mod auth;
+mod team;
+
+use askama::Template;
+use poem::{
+    IntoResponse, Response, Route, get, handler, http::StatusCode, post,
+};
+use tenantkit_accounts::AccountError;
+use tenantkit_db::DbError;
+use tenantkit_tenancy::TenancyError;
+
+use crate::browser::{Browser, SignedIn};
+
+pub(crate) fn routes() -> Route {
+    Route::new()
+        .at("/", get(landing))
+        .at("/static/app.css", get(stylesheet))
+        .at("/signup", get(auth::signup_form).post(auth::signup))
+        .at("/signup/check-inbox", get(auth::check_inbox))
+        .at("/verify", get(auth::verify))
+        .at("/login", get(auth::login_form).post(auth::login))
+        .at("/login/two-factor", get(auth::second_factor_form).post(auth::second_factor))
+        .at("/logout", post(auth::logout))
+        .at("/password/forgot", get(auth::forgot_form).post(auth::forgot))
+        .at("/password/reset", get(auth::reset_form).post(auth::reset))
+        .at("/dashboard", get(account::dashboard))
+        .at("/account", get(account::account))
+        .at("/account/password", post(account::change_password))
+        .at("/account/email", post(account::change_email))
+        .at("/account/email/confirm", get(account::confirm_email))
+        .at("/account/verification", post(account::resend_verification))
+        .at("/account/two-factor", get(account::two_factor_settings).post(account::enable_two_factor))
+        .at("/account/two-factor/disable", post(account::disable_two_factor))
+        .at("/sessions", get(account::sessions))
+        .at("/sessions/:key/revoke", post(account::revoke_session))
+        .at("/tenants/switch", post(account::switch_tenant))
+        .at("/team", get(team::team_members))
+        .at("/team/invitations", post(team::invite))
+        .at("/team/invitations/:id/resend", post(team::resend))
+        .at("/team/invitations/:id/revoke", post(team::revoke))
+        .at("/team/members/:id/role", post(team::change_role))
+        .at("/team/members/:id/remove", post(team::remove))
+        .at("/team/leave", post(team::leave))
+        .at("/team/transfer", post(team::transfer))
+        .at("/invitations/accept", get(team::accept_form).post(team::accept))
+}
+
+#[handler]
+fn stylesheet() -> Response {
+    Response::builder()
+        .content_type("text/css; charset=utf-8")
+        .header("cache-control", "public, max-age=3600")
+        .body(include_str!("../app.css"))
+}
+
+/// What every page's header needs.
+pub(crate) struct Layout {
+    pub(crate) title: String,
+    pub(crate) csrf: String,
+    pub(crate) user: Option<LayoutUser>,
+    pub(crate) notice: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+pub(crate) struct LayoutUser {
+    pub(crate) name: String,
+    pub(crate) tenant: Option<String>,
+    /// (id, name, active)
+    pub(crate) tenants: Vec<(String, String, bool)>,
+}
+
+impl Layout {
+    pub(crate) fn new(browser: &Browser, signed_in: Option<&SignedIn>, title: &str) -> Self {
+        Self {
+            title: title.to_owned(),
+            csrf: browser.csrf_token(),
+            user: signed_in.map(|s| LayoutUser {
+                name: s.user.display_name.clone(),
+                tenant: s.tenant.as_ref().map(|t| t.name.clone()),
+                tenants: s
+                    .tenants
+                    .iter()
+                    .map(|t| {
+                        let active = s.tenant.as_ref().is_some_and(|a| a.id == t.id);
+                        (t.id.to_string(), t.name.clone(), active)
+                    })
+                    .collect(),
+            }),
+            notice: None,
+            error: None,
+        }
+    }
+
+    pub(crate) fn notice(mut self, notice: impl Into<String>) -> Self {
+        self.notice = Some(notice.into());
+        self
+    }
+
+    pub(crate) fn error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+}
+
+/// Field errors by field name.
+#[derive(Default)]
+pub(crate) struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    pub(crate) fn get(&self, field: &str) -> Option<&str> {
+        self.0.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
+    }
+
+    pub(crate) fn one(field: &str, message: impl Into<String>) -> Self {
+        Self(vec![(field.to_owned(), message.into())])
+    }
+}
+
+/// One input of a [`FormPage`].
+pub(crate) struct Field {
+    pub(crate) name: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) value: String,
+    pub(crate) autocomplete: &'static str,
+    pub(crate) error: Option<String>,
+}
+
+impl Field {
+    pub(crate) fn new(name: &'static str, label: &'static str, kind: &'static str, value: &str) -> Self {
+        let autocomplete = match (name, kind) {
+            (_, "password") if name.contains("new") || name == "password" => "new-password",
+            (_, "email") => "email",
+            _ => "off",
+        };
+        Self {
+            name,
+            label,
+            kind,
+            value: if kind == "password" { String::new() } else { value.to_owned() },
+            autocomplete,
+            error: None,
+        }
+    }
+
+    pub(crate) fn autocomplete(mut self, value: &'static str) -> Self {
+        self.autocomplete = value;
+        self
+    }
+}
+
+#[derive(Template)]
+#[template(path = "form.html")]
+pub(crate) struct FormPage {
+    pub(crate) layout: Layout,
+    pub(crate) heading: String,
+    pub(crate) intro: Option<String>,
+    pub(crate) action: String,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) submit: &'static str,
+    pub(crate) links: Vec<(String, String)>,
+}
+
+impl FormPage {
+    /// Puts each field error next to its field; errors for no field go to the top.
+    pub(crate) fn with_errors(mut self, errors: FieldErrors) -> Self {
+        for (field, message) in errors.0 {
+            match self.fields.iter_mut().find(|f| f.name == field) {
+                Some(f) => f.error = Some(message),
+                None => self.layout.error = Some(message),
+            }
+        }
+        self
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage {
+    pub(crate) layout: Layout,
+    pub(crate) heading: String,
+    pub(crate) paragraphs: Vec<String>,
+    pub(crate) links: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "landing.html")]
+struct LandingPage {
+    layout: Layout,
+}
+
+#[handler]
+async fn landing(browser: Browser) -> Result<Response, PageError> {
+    let signed_in = browser.signed_in().await?;
+    let layout = Layout::new(&browser, signed_in.as_ref(), "Welcome");
+    Ok(page(&browser, &LandingPage { layout }))
+}
+
+/// A rendered page with the anonymous CSRF cookie when the browser lacks one.
+pub(crate) fn page(browser: &Browser, template: &impl Template) -> Response {
+    page_with_status(browser, StatusCode::OK, template)
+}
+
+pub(crate) fn page_with_status(browser: &Browser, status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = Response::builder()
+                .status(status)
+                .content_type("text/html; charset=utf-8")
+                .header("cache-control", "no-store")
+                .body(html);
+            if let Some(cookie) = browser.anonymous_cookie()
+                && let Ok(value) = cookie.parse()
+            {
+                response.headers_mut().append("set-cookie", value);
+            }
+            response
+        }
+        Err(error) => PageError::Internal(error.to_string()).into_response(),
+    }
+}
+
+/// A 303 to `location` (after a form post), with cookies to set.
+pub(crate) fn redirect(location: &str, cookies: &[String]) -> Response {
+    let mut response = Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header("location", location)
+        .header("cache-control", "no-store")
+        .finish();
+    for cookie in cookies {
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().append("set-cookie", value);
+        }
+    }
+    response
+}
+
+/// A local path to go back to after signing in; anything else (another host, `//evil`,
+/// `/\evil`, a scheme) is refused: no open redirects.
+pub(crate) fn safe_next(next: Option<&str>) -> Option<String> {
+    let next = next?;
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\')
+        && next.len() <= 500;
+    local.then(|| next.to_owned())
+}
+
+/// Failures a page shows as a page of their own.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PageError {
+    #[error("sign-in required")]
+    SignInRequired,
+    #[error("two-factor required")]
+    TwoFactorRequired,
+    #[error("not found")]
+    NotFound,
+    #[error("the form expired")]
+    Csrf,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many attempts")]
+    TooMany,
+    #[error("unavailable")]
+    Unavailable,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for PageError {
+    fn from(error: DbError) -> Self {
+        if error.is_unavailable() {
+            Self::Unavailable
+        } else {
+            Self::Internal(crate::problem::cause_chain(&error))
+        }
+    }
+}
+
+impl From<AccountError> for PageError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Db(db) => db.into(),
+            AccountError::UnknownUser => Self::NotFound,
+            other => Self::Internal(crate::problem::cause_chain(&other)),
+        }
+    }
+}
+
+impl From<TenancyError> for PageError {
+    fn from(error: TenancyError) -> Self {
+        match error {
+            TenancyError::Db(db) => db.into(),
+            TenancyError::Account(account) => account.into(),
+            TenancyError::NotFound => Self::NotFound,
+            TenancyError::Forbidden(message) => Self::Forbidden(message.to_owned()),
+            other => Self::Internal(crate::problem::cause_chain(&other)),
+        }
+    }
+}
+
+impl From<redis::RedisError> for PageError {
+    fn from(error: redis::RedisError) -> Self {
+        tracing::warn!(%error, "session store unavailable");
+        Self::Unavailable
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, text) = match &self {
+            Self::SignInRequired => return redirect("/login", &[]),
+            Self::TwoFactorRequired => return redirect("/account/two-factor", &[]),
+            Self::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here.".to_owned()),
+            Self::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Please try again",
+                "The form had expired or did not come from this site. Go back, reload the page and submit it again.".to_owned(),
+            ),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "Not allowed", message.clone()),
+            Self::TooMany => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Please wait a few minutes before trying again.".to_owned(),
+            ),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Something we depend on is down. Please try again in a moment.".to_owned(),
+            ),
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, "page failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The error has been logged.".to_owned())
+            }
+        };
+        let html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+             <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main><h1>{title}</h1><p>{}</p>\
+             <p><a href=\"/\">Back to the start page</a></p></main></body></html>",
+            escape(&text)
+        );
+        let mut response = Response::builder()
+            .status(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html);
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl From<PageError> for poem::Error {
+    fn from(error: PageError) -> Self {
+        poem::Error::from_response(error.into_response())
+    }
+}
+
+pub(crate) fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/team")), Some("/team".to_owned()));
+        assert_eq!(
+            safe_next(Some("/invitations/accept?token=x")),
+            Some("/invitations/accept?token=x".to_owned())
+        );
+        for bad in ["https://evil.test/", "//evil.test", "/\\evil.test", "evil", "/a\nb", "javascript:alert(1)"] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad}");
+        }
+    }
+}
