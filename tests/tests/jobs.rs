@@ -1,11 +1,16 @@
-//! Jobs commit with the change that causes them, and the welcome email reaches a real SMTP
-//! server exactly once.
+//! Jobs commit with the change that causes them, and emails reach a real SMTP server exactly
+//! once, whatever the queue repeats.
 
 use std::time::Duration;
 
-use apalis::prelude::Data;
-use tenantkit_kernel::{TenantId, UserId};
-use tenantkit_notifications::{Mailer, WelcomeEmail, deliver_welcome};
+use apalis::prelude::{Attempt, Data};
+use tenantkit_accounts::{
+    emails::{AccountEmail, AccountEmailKind, EmailSettings, deliver_account_email},
+    links::Links,
+};
+use tenantkit_kernel::{InvitationId, TenantId};
+use tenantkit_notifications::Mailer;
+use tenantkit_tenancy::emails::InvitationEmail;
 use tenantkit_tests::{TestApp, TestDb, mail, settings_for, worker::RunningWorker};
 
 async fn jobs_with_key(db: &TestDb, key: &str) -> i64 {
@@ -26,12 +31,12 @@ async fn a_job_exists_exactly_when_its_transaction_commits() {
         .await
         .unwrap();
     for round in 0..40 {
-        let job = WelcomeEmail {
+        let job = InvitationEmail {
             tenant_id: tenant,
-            user_id: UserId::new(),
-            organisation: "Jobs".into(),
+            invitation_id: InvitationId::new(),
+            operation: uuid::Uuid::now_v7(),
         };
-        let key = tenantkit_jobs::TenantJob::idempotency_key(&job);
+        let key = tenantkit_jobs::Job::idempotency_key(&job);
         let mut tx = db.app.tenant(tenant).await.unwrap();
         tenantkit_jobs::enqueue(&mut tx, &job).await.unwrap();
         match round % 3 {
@@ -48,10 +53,10 @@ async fn a_job_exists_exactly_when_its_transaction_commits() {
 async fn a_job_cannot_be_enqueued_in_another_tenants_transaction() {
     let db = TestDb::new().await;
     let mut tx = db.app.tenant(TenantId::new()).await.unwrap();
-    let job = WelcomeEmail {
+    let job = InvitationEmail {
         tenant_id: TenantId::new(),
-        user_id: UserId::new(),
-        organisation: "X".into(),
+        invitation_id: InvitationId::new(),
+        operation: uuid::Uuid::now_v7(),
     };
     let result = tenantkit_jobs::enqueue(&mut tx, &job).await;
     assert!(matches!(
@@ -88,28 +93,40 @@ async fn a_failed_sign_up_leaves_no_job_and_no_rows() {
 }
 
 #[tokio::test]
-async fn the_worker_sends_the_welcome_email_once_even_if_the_job_runs_twice() {
+async fn the_worker_sends_the_verification_email_once_even_if_the_job_runs_twice() {
     let app = TestApp::spawn().await;
     let settings = settings_for(&app.db, &[]);
     let worker = RunningWorker::start(settings.clone());
 
-    let recipient = format!("owner-{}@welcome.test", uuid::Uuid::now_v7().simple());
-    let signed_up = app.sign_up("Welcome Labs", &recipient).await;
+    let recipient = format!("owner-{}@verify.test", uuid::Uuid::now_v7().simple());
+    let signed_up = app.sign_up("Verify Labs", &recipient).await;
     let messages = mail::wait_for(&recipient, 1, Duration::from_secs(30)).await;
-    assert_eq!(messages.len(), 1, "expected one welcome email");
-    assert!(messages[0].contains("Subject: Welcome to Welcome Labs"));
-    assert!(messages[0].contains("Message-ID: <welcome."));
+    assert_eq!(messages.len(), 1, "expected one verification email");
+    assert!(messages[0].contains("Message-ID: <account.verify_email."));
+    let operation: uuid::Uuid = sqlx::query_scalar(
+        "select (convert_from(job, 'UTF8')::jsonb ->> 'operation')::uuid from apalis.jobs
+         where job_type = 'email.account'",
+    )
+    .fetch_one(&app.db.owner)
+    .await
+    .unwrap();
 
     // At-least-once delivery may run the job again: the ledger makes it a no-op.
-    let job = WelcomeEmail {
-        tenant_id: signed_up["tenant_id"].as_str().unwrap().parse().unwrap(),
+    let job = AccountEmail {
         user_id: signed_up["user_id"].as_str().unwrap().parse().unwrap(),
-        organisation: "Welcome Labs".into(),
+        operation,
+        kind: AccountEmailKind::VerifyEmail,
     };
-    deliver_welcome(
+    deliver_account_email(
         job,
         Data::new(app.db.app.clone()),
         Data::new(Mailer::new(&settings.smtp).unwrap()),
+        Data::new(EmailSettings {
+            links: Links::new(&settings.server.public_url, &settings.secret_key),
+            retry_base: Duration::from_secs(1),
+        }),
+        None,
+        Attempt::new(),
     )
     .await
     .unwrap();

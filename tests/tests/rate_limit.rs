@@ -24,7 +24,7 @@ async fn sign_ups_beyond_the_hourly_allowance_get_429_with_retry_after() {
             app.post_json("/api/v1/signups", sign_up_body(n))
                 .await
                 .status(),
-            201
+            202
         );
     }
     let refused = app.post_json("/api/v1/signups", sign_up_body(3)).await;
@@ -49,7 +49,7 @@ async fn sign_ups_beyond_the_hourly_allowance_get_429_with_retry_after() {
             .post_json("/api/v1/signups", sign_up_body(9))
             .await
             .status(),
-        201
+        202
     );
 }
 
@@ -64,7 +64,7 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     };
     // No trusted proxy: a client cannot dodge the limit by inventing addresses.
     let direct = app_with(&[("rate_limit.signups_per_hour", "1")]).await;
-    assert_eq!(post(&direct, 0, "192.0.2.1").await.unwrap().status(), 201);
+    assert_eq!(post(&direct, 0, "192.0.2.1").await.unwrap().status(), 202);
     assert_eq!(post(&direct, 1, "192.0.2.2").await.unwrap().status(), 429);
 
     // One trusted proxy: the address it appended identifies the client.
@@ -75,11 +75,11 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     .await;
     assert_eq!(
         post(&proxied, 0, "198.51.100.1").await.unwrap().status(),
-        201
+        202
     );
     assert_eq!(
         post(&proxied, 1, "198.51.100.2").await.unwrap().status(),
-        201
+        202
     );
     assert_eq!(
         post(&proxied, 2, "6.6.6.6, 198.51.100.1")
@@ -104,7 +104,7 @@ async fn without_redis_sign_ups_still_work_and_readiness_says_why() {
             app.post_json("/api/v1/signups", sign_up_body(n))
                 .await
                 .status(),
-            201,
+            202,
             "the limit fails open"
         );
     }
@@ -170,7 +170,7 @@ async fn readiness_and_limits_recover_when_redis_comes_back_without_a_restart() 
         app.post_json("/api/v1/signups", sign_up_body(0))
             .await
             .status(),
-        201
+        202
     );
     assert_eq!(
         app.post_json("/api/v1/signups", sign_up_body(1))

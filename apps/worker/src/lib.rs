@@ -3,12 +3,12 @@
 use std::{future::Future, time::Duration};
 
 use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
-use tenantkit_config::Settings;
-use tenantkit_db::Database;
 use tenantkit_accounts::{
     emails::{AccountEmail, EmailSettings, deliver_account_email},
     links::Links,
 };
+use tenantkit_config::Settings;
+use tenantkit_db::Database;
 use tenantkit_jobs::Job;
 use tenantkit_notifications::Mailer;
 use tenantkit_tenancy::emails::{InvitationEmail, deliver_invitation_email};
@@ -76,7 +76,9 @@ pub async fn run(
         let started = std::time::Instant::now();
         let running = async {
             let account = async {
-                let result = account.run_until(stop_when(stop_rx.clone(), ended_rx.clone())).await;
+                let result = account
+                    .run_until(stop_when(stop_rx.clone(), ended_rx.clone()))
+                    .await;
                 let _ = ended_tx.send(true);
                 result
             };

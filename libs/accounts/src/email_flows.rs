@@ -63,9 +63,15 @@ pub async fn request_email_change(
         .ok_or(AccountError::UnknownUser)?;
     check_password(hasher, &user, password, "password").await?;
     if user.email.eq_ignore_ascii_case(new_email.as_str()) {
-        return Err(AccountError::invalid("new_email", "is already your address"));
+        return Err(AccountError::invalid(
+            "new_email",
+            "is already your address",
+        ));
     }
-    if repo::find_by_email(tx.conn(), new_email.as_str()).await?.is_none() {
+    if repo::find_by_email(tx.conn(), new_email.as_str())
+        .await?
+        .is_none()
+    {
         AccountEmail::new(
             user.id,
             AccountEmailKind::EmailChange {

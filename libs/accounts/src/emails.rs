@@ -14,7 +14,9 @@ use tenantkit_notifications::{
 use uuid::Uuid;
 
 use crate::{
-    Credentials, links::Links, repo,
+    Credentials,
+    links::Links,
+    repo,
     tokens::{TokenClaims, TokenPurpose},
 };
 
@@ -23,11 +25,15 @@ use crate::{
 pub enum AccountEmailKind {
     VerifyEmail,
     /// Sent once the address is verified.
-    Welcome { organisation: String },
+    Welcome {
+        organisation: String,
+    },
     PasswordReset,
     PasswordChanged,
     /// Confirms a new address; sent to that address.
-    EmailChange { new_email: String },
+    EmailChange {
+        new_email: String,
+    },
     /// Someone signed up with an address that already has an account.
     AccountExists,
 }
@@ -103,8 +109,13 @@ pub async fn deliver_account_email(
     let result = deliver(&job, &db, &mailer, &settings.links).await;
     if let (Err(error), Some(task)) = (&result, task) {
         tracing::warn!(%error, attempt = attempt.current(), "account email failed; will retry");
-        tenantkit_jobs::retry_later(&db, &task.to_string(), attempt.current(), settings.retry_base)
-            .await?;
+        tenantkit_jobs::retry_later(
+            &db,
+            &task.to_string(),
+            attempt.current(),
+            settings.retry_base,
+        )
+        .await?;
     }
     result
 }
@@ -154,7 +165,11 @@ fn compose(
     Ok(match kind {
         AccountEmailKind::VerifyEmail => {
             let link = links.to("/verify", Some(&token(TokenPurpose::VerifyEmail)));
-            let email = VerifyEmail { name, link, expires_hours: hours(TokenPurpose::VerifyEmail) };
+            let email = VerifyEmail {
+                name,
+                link,
+                expires_hours: hours(TokenPurpose::VerifyEmail),
+            };
             (user.email.clone(), email.render()?, VerifyEmail::TEMPLATE)
         }
         AccountEmailKind::Welcome { organisation } => {
@@ -180,13 +195,24 @@ fn compose(
                 name,
                 reset_link: links.to("/password/forgot", None),
             };
-            (user.email.clone(), email.render()?, PasswordChanged::TEMPLATE)
+            (
+                user.email.clone(),
+                email.render()?,
+                PasswordChanged::TEMPLATE,
+            )
         }
         AccountEmailKind::EmailChange { new_email } => {
-            let mut claims =
-                TokenClaims::new(TokenPurpose::ChangeEmail, user.id.as_uuid(), user.stamp(), now);
+            let mut claims = TokenClaims::new(
+                TokenPurpose::ChangeEmail,
+                user.id.as_uuid(),
+                user.stamp(),
+                now,
+            );
             claims.email = Some(new_email.clone());
-            let link = links.to("/account/email/confirm", Some(&links.signer().sign(&claims)));
+            let link = links.to(
+                "/account/email/confirm",
+                Some(&links.signer().sign(&claims)),
+            );
             let email = EmailChange {
                 name,
                 new_email: new_email.clone(),

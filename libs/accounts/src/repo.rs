@@ -112,7 +112,11 @@ pub async fn mark_email_verified(conn: &mut PgConnection, id: UserId) -> Result<
 }
 
 /// A confirmed new address (the link was opened from it, so it is verified).
-pub async fn set_email(conn: &mut PgConnection, id: UserId, email: &Email) -> Result<(), AccountError> {
+pub async fn set_email(
+    conn: &mut PgConnection,
+    id: UserId,
+    email: &Email,
+) -> Result<(), AccountError> {
     sqlx::query!(
         "update users set email = $2, email_verified_at = now() where id = $1",
         id.as_uuid(),
@@ -163,15 +167,22 @@ pub async fn disable_totp(conn: &mut PgConnection, id: UserId) -> Result<(), DbE
     )
     .execute(&mut *conn)
     .await?;
-    sqlx::query!("delete from recovery_codes where user_id = $1", id.as_uuid())
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "delete from recovery_codes where user_id = $1",
+        id.as_uuid()
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Records the time step of an accepted code; `false` when that step (or a later one) was
 /// already used — a replayed code. Atomic, so two concurrent uses cannot both pass.
-pub async fn claim_totp_step(conn: &mut PgConnection, id: UserId, step: i64) -> Result<bool, DbError> {
+pub async fn claim_totp_step(
+    conn: &mut PgConnection,
+    id: UserId,
+    step: i64,
+) -> Result<bool, DbError> {
     let done = sqlx::query!(
         "update users set totp_last_step = $2
          where id = $1 and (totp_last_step is null or totp_last_step < $2)",
@@ -188,9 +199,12 @@ pub async fn replace_recovery_codes(
     id: UserId,
     hashes: &[String],
 ) -> Result<(), DbError> {
-    sqlx::query!("delete from recovery_codes where user_id = $1", id.as_uuid())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "delete from recovery_codes where user_id = $1",
+        id.as_uuid()
+    )
+    .execute(&mut *conn)
+    .await?;
     sqlx::query!(
         "insert into recovery_codes (user_id, code_hash) select $1, unnest($2::text[])",
         id.as_uuid(),

@@ -115,7 +115,10 @@ pub(crate) fn unix_now() -> u64 {
 
 /// The secret being enrolled: the pending one if there is one (a reload shows the same QR
 /// code), else a new one. `None` when two-factor is already on.
-pub async fn enrolment_secret(db: &Database, user: UserId) -> Result<Option<TotpSecret>, AccountError> {
+pub async fn enrolment_secret(
+    db: &Database,
+    user: UserId,
+) -> Result<Option<TotpSecret>, AccountError> {
     let mut tx = db.global().await?;
     let credentials = repo::credentials(tx.conn(), user)
         .await?
@@ -123,7 +126,11 @@ pub async fn enrolment_secret(db: &Database, user: UserId) -> Result<Option<Totp
     if credentials.two_factor_enabled() {
         return Ok(None);
     }
-    if let Some(pending) = credentials.totp_secret.as_deref().and_then(TotpSecret::from_base32) {
+    if let Some(pending) = credentials
+        .totp_secret
+        .as_deref()
+        .and_then(TotpSecret::from_base32)
+    {
         return Ok(Some(pending));
     }
     let secret = TotpSecret::generate();
@@ -154,7 +161,10 @@ pub async fn confirm_enrolment(
         .ok_or_else(|| AccountError::invalid("code", "is not the current code from your app"))?;
     repo::enable_totp(tx.conn(), user, step).await?;
     let codes = two_factor::generate_recovery_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| two_factor::hash_recovery_code(c)).collect();
+    let hashes: Vec<String> = codes
+        .iter()
+        .map(|c| two_factor::hash_recovery_code(c))
+        .collect();
     repo::replace_recovery_codes(tx.conn(), user, &hashes).await?;
     tx.commit().await?;
     Ok(codes)

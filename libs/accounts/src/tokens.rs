@@ -117,8 +117,8 @@ impl TokenSigner {
     }
 
     pub fn sign(&self, claims: &TokenClaims) -> String {
-        let payload = URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(claims).expect("claims always serialise"));
+        let payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims always serialise"));
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());

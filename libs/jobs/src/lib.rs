@@ -109,7 +109,9 @@ pub async fn retry_later(
     attempt: usize,
     base: std::time::Duration,
 ) -> Result<(), JobError> {
-    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(16);
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(16);
     let delay = base
         .saturating_mul(2u32.saturating_pow(exponent))
         .min(std::time::Duration::from_secs(3600));

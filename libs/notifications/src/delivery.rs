@@ -47,7 +47,13 @@ pub enum Delivery {
 pub fn message_id(key: &str, domain: &str) -> String {
     let local: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '.' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '.'
+            }
+        })
         .collect();
     format!("<{local}@{domain}>")
 }
@@ -72,7 +78,9 @@ pub async fn send_once(
             if ledger::tenant_already_sent(tx.conn(), email.key).await? {
                 return Ok(Delivery::AlreadySent);
             }
-            mailer.send_rendered(email.to, message_id.clone(), &email.content).await?;
+            mailer
+                .send_rendered(email.to, message_id.clone(), &email.content)
+                .await?;
             ledger::record_tenant_email(tx.conn(), tenant, &sent).await?;
         }
         Ledger::Account(tx, user) => {
@@ -80,7 +88,9 @@ pub async fn send_once(
             if ledger::account_already_sent(tx.conn(), email.key).await? {
                 return Ok(Delivery::AlreadySent);
             }
-            mailer.send_rendered(email.to, message_id.clone(), &email.content).await?;
+            mailer
+                .send_rendered(email.to, message_id.clone(), &email.content)
+                .await?;
             ledger::record_account_email(tx.conn(), user, &sent).await?;
         }
     }

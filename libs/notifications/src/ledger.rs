@@ -13,7 +13,10 @@ pub(crate) async fn lock_key(conn: &mut PgConnection, key: &str) -> Result<(), D
     Ok(())
 }
 
-pub(crate) async fn tenant_already_sent(conn: &mut PgConnection, key: &str) -> Result<bool, DbError> {
+pub(crate) async fn tenant_already_sent(
+    conn: &mut PgConnection,
+    key: &str,
+) -> Result<bool, DbError> {
     Ok(sqlx::query_scalar!(
         "select exists(select 1 from sent_emails where idempotency_key = $1)",
         key

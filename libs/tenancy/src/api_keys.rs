@@ -36,19 +36,32 @@ pub async fn create(
     role: Role,
 ) -> Result<CreatedApiKey, TenancyError> {
     if !actor.role.can_manage_members() {
-        return Err(TenancyError::Forbidden("only owners and admins manage API keys"));
+        return Err(TenancyError::Forbidden(
+            "only owners and admins manage API keys",
+        ));
     }
     if role == Role::Owner && actor.role != Role::Owner {
-        return Err(TenancyError::Forbidden("only an owner can create an owner key"));
+        return Err(TenancyError::Forbidden(
+            "only an owner can create an owner key",
+        ));
     }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(TenancyError::invalid("name", "must be 1 to 100 visible characters"));
+        return Err(TenancyError::invalid(
+            "name",
+            "must be 1 to 100 visible characters",
+        ));
     }
     let id = ApiKeyId::new();
     let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     repo::api_keys::insert(tx, id, name, role, &digest(&secret), Some(actor.user)).await?;
-    audit::record(tx, Some(actor.user), "api_key.created", json!({ "key_id": id, "role": role })).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "api_key.created",
+        json!({ "key_id": id, "role": role }),
+    )
+    .await?;
     let key = repo::api_keys::list(tx)
         .await?
         .into_iter()
@@ -65,17 +78,28 @@ pub async fn create(
 
 pub async fn revoke(tx: &mut TenantTx, actor: Actor, id: ApiKeyId) -> Result<(), TenancyError> {
     if !actor.role.can_manage_members() {
-        return Err(TenancyError::Forbidden("only owners and admins manage API keys"));
+        return Err(TenancyError::Forbidden(
+            "only owners and admins manage API keys",
+        ));
     }
     if !repo::api_keys::revoke(tx, id).await? {
         return Err(TenancyError::NotFound);
     }
-    audit::record(tx, Some(actor.user), "api_key.revoked", json!({ "key_id": id })).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "api_key.revoked",
+        json!({ "key_id": id }),
+    )
+    .await?;
     Ok(())
 }
 
 /// The principal of a presented key, or `None` for anything not a live key.
-pub async fn authenticate(db: &Database, presented: &str) -> Result<Option<ApiKeyPrincipal>, TenancyError> {
+pub async fn authenticate(
+    db: &Database,
+    presented: &str,
+) -> Result<Option<ApiKeyPrincipal>, TenancyError> {
     let Some((tenant, id, secret)) = parse(presented) else {
         return Ok(None);
     };
@@ -122,9 +146,19 @@ mod tests {
         let tenant = TenantId::new();
         let id = ApiKeyId::new();
         let secret = "a".repeat(43);
-        let key = format!("tk_{}_{}_{secret}", tenant.as_uuid().simple(), id.as_uuid().simple());
+        let key = format!(
+            "tk_{}_{}_{secret}",
+            tenant.as_uuid().simple(),
+            id.as_uuid().simple()
+        );
         assert_eq!(parse(&key), Some((tenant, id, secret.as_str())));
-        for bad in ["", "tk_", "tk_x_y_z", &key[..key.len() - 1], &key.replace("tk_", "tx_")] {
+        for bad in [
+            "",
+            "tk_",
+            "tk_x_y_z",
+            &key[..key.len() - 1],
+            &key.replace("tk_", "tx_"),
+        ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
         assert!(constant_time_eq(b"abc", b"abc"));

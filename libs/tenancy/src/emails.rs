@@ -27,7 +27,10 @@ pub struct InvitationEmail {
 }
 
 impl InvitationEmail {
-    pub(crate) async fn enqueue(tx: &mut TenantTx, invitation_id: InvitationId) -> Result<(), tenantkit_jobs::JobError> {
+    pub(crate) async fn enqueue(
+        tx: &mut TenantTx,
+        invitation_id: InvitationId,
+    ) -> Result<(), tenantkit_jobs::JobError> {
         let job = Self {
             tenant_id: tx.tenant_id(),
             invitation_id,
@@ -56,7 +59,12 @@ pub fn invitation_token(
     invitation: InvitationId,
     expires_at: chrono::DateTime<Utc>,
 ) -> String {
-    let mut claims = TokenClaims::new(TokenPurpose::Invitation, invitation.as_uuid(), String::new(), Utc::now());
+    let mut claims = TokenClaims::new(
+        TokenPurpose::Invitation,
+        invitation.as_uuid(),
+        String::new(),
+        Utc::now(),
+    );
     claims.tenant = Some(tenant.as_uuid());
     claims.expires = claims.expires.min(expires_at.timestamp());
     signer.sign(&claims)
@@ -74,8 +82,13 @@ pub async fn deliver_invitation_email(
     let result = deliver(&job, &db, &mailer, &settings).await;
     if let (Err(error), Some(task)) = (&result, task) {
         tracing::warn!(%error, attempt = attempt.current(), "invitation email failed; will retry");
-        tenantkit_jobs::retry_later(&db, &task.to_string(), attempt.current(), settings.retry_base)
-            .await?;
+        tenantkit_jobs::retry_later(
+            &db,
+            &task.to_string(),
+            attempt.current(),
+            settings.retry_base,
+        )
+        .await?;
     }
     result
 }

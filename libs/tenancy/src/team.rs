@@ -31,14 +31,18 @@ impl Actor {
         if self.role.can_manage_members() {
             Ok(())
         } else {
-            Err(TenancyError::Forbidden("only owners and admins manage the team"))
+            Err(TenancyError::Forbidden(
+                "only owners and admins manage the team",
+            ))
         }
     }
 
     /// Granting, taking away or touching ownership is for owners.
     fn require_owner_for(&self, role: Role) -> Result<(), TenancyError> {
         if role == Role::Owner && self.role != Role::Owner {
-            return Err(TenancyError::Forbidden("only an owner can do this to an owner"));
+            return Err(TenancyError::Forbidden(
+                "only an owner can do this to an owner",
+            ));
         }
         Ok(())
     }
@@ -59,21 +63,31 @@ pub async fn invite(
         .iter()
         .any(|m| m.email.eq_ignore_ascii_case(email.as_str()));
     if already_member {
-        return Err(TenancyError::invalid("email", "is already a member of this organisation"));
+        return Err(TenancyError::invalid(
+            "email",
+            "is already a member of this organisation",
+        ));
     }
     let expires_at = Utc::now() + INVITATION_LIFETIME;
-    let id = match repo::invitations::insert(tx, email.as_str(), role, actor.user, expires_at).await? {
-        Some(id) => id,
-        None => {
-            let pending = repo::invitations::pending_for_email(tx, email.as_str())
-                .await?
-                .ok_or(TenancyError::NotFound)?;
-            repo::invitations::extend(tx, pending.id, expires_at).await?;
-            pending.id
-        }
-    };
+    let id =
+        match repo::invitations::insert(tx, email.as_str(), role, actor.user, expires_at).await? {
+            Some(id) => id,
+            None => {
+                let pending = repo::invitations::pending_for_email(tx, email.as_str())
+                    .await?
+                    .ok_or(TenancyError::NotFound)?;
+                repo::invitations::extend(tx, pending.id, expires_at).await?;
+                pending.id
+            }
+        };
     InvitationEmail::enqueue(tx, id).await?;
-    audit::record(tx, Some(actor.user), "invitation.sent", json!({ "invitation_id": id, "role": role })).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "invitation.sent",
+        json!({ "invitation_id": id, "role": role }),
+    )
+    .await?;
     Ok(id)
 }
 
@@ -83,13 +97,21 @@ pub async fn resend_invitation(
     id: InvitationId,
 ) -> Result<(), TenancyError> {
     actor.require_manager()?;
-    let invitation = repo::invitations::find(tx, id).await?.ok_or(TenancyError::NotFound)?;
+    let invitation = repo::invitations::find(tx, id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     actor.require_owner_for(invitation.role)?;
     if !repo::invitations::extend(tx, id, Utc::now() + INVITATION_LIFETIME).await? {
         return Err(TenancyError::NotFound);
     }
     InvitationEmail::enqueue(tx, id).await?;
-    audit::record(tx, Some(actor.user), "invitation.resent", json!({ "invitation_id": id })).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "invitation.resent",
+        json!({ "invitation_id": id }),
+    )
+    .await?;
     Ok(())
 }
 
@@ -99,12 +121,20 @@ pub async fn revoke_invitation(
     id: InvitationId,
 ) -> Result<(), TenancyError> {
     actor.require_manager()?;
-    let invitation = repo::invitations::find(tx, id).await?.ok_or(TenancyError::NotFound)?;
+    let invitation = repo::invitations::find(tx, id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     actor.require_owner_for(invitation.role)?;
     if !repo::invitations::revoke(tx, id).await? {
         return Err(TenancyError::NotFound);
     }
-    audit::record(tx, Some(actor.user), "invitation.revoked", json!({ "invitation_id": id })).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "invitation.revoked",
+        json!({ "invitation_id": id }),
+    )
+    .await?;
     Ok(())
 }
 
@@ -115,7 +145,9 @@ pub async fn change_role(
     role: Role,
 ) -> Result<(), TenancyError> {
     actor.require_manager()?;
-    let current = repo::role_of(tx, member).await?.ok_or(TenancyError::NotFound)?;
+    let current = repo::role_of(tx, member)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     actor.require_owner_for(current)?;
     actor.require_owner_for(role)?;
     if current == Role::Owner && role != Role::Owner && repo::lock_owner_count(tx).await? <= 1 {
@@ -141,13 +173,21 @@ pub async fn remove_member(
         return leave(tx, actor).await;
     }
     actor.require_manager()?;
-    let role = repo::role_of(tx, member).await?.ok_or(TenancyError::NotFound)?;
+    let role = repo::role_of(tx, member)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     actor.require_owner_for(role)?;
     if role == Role::Owner && repo::lock_owner_count(tx).await? <= 1 {
         return Err(TenancyError::LastOwner);
     }
     repo::remove_member(tx, member).await?;
-    audit::record(tx, Some(actor.user), "member.removed", json!({ "user_id": member })).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "member.removed",
+        json!({ "user_id": member }),
+    )
+    .await?;
     Ok(())
 }
 
@@ -168,16 +208,26 @@ pub async fn transfer_ownership(
     new_owner: UserId,
 ) -> Result<(), TenancyError> {
     if actor.role != Role::Owner {
-        return Err(TenancyError::Forbidden("only an owner can transfer ownership"));
+        return Err(TenancyError::Forbidden(
+            "only an owner can transfer ownership",
+        ));
     }
     if new_owner == actor.user {
         return Err(TenancyError::invalid("new_owner", "is already the owner"));
     }
-    repo::role_of(tx, new_owner).await?.ok_or(TenancyError::NotFound)?;
+    repo::role_of(tx, new_owner)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     repo::lock_owner_count(tx).await?;
     repo::set_role(tx, new_owner, Role::Owner).await?;
     repo::set_role(tx, actor.user, Role::Admin).await?;
-    audit::record(tx, Some(actor.user), "tenant.ownership_transferred", json!({ "to": new_owner })).await?;
+    audit::record(
+        tx,
+        Some(actor.user),
+        "tenant.ownership_transferred",
+        json!({ "to": new_owner }),
+    )
+    .await?;
     Ok(())
 }
 
@@ -202,7 +252,10 @@ pub async fn open_invitation(
 /// Who accepts an invitation: a signed-in user whose email matches, or a new account.
 pub enum Acceptor {
     Existing(UserId),
-    New { name: String, password: SecretString },
+    New {
+        name: String,
+        password: SecretString,
+    },
 }
 
 /// Accepts an invitation; returns the member's user id and the tenant they joined.
@@ -218,9 +271,13 @@ pub async fn accept_invitation(
     let new_user = match acceptor {
         Acceptor::Existing(user) => {
             let mut tx = db.global().await?;
-            let found = tenantkit_accounts::repo::find(tx.conn(), user).await?.ok_or(TenancyError::NotFound)?;
+            let found = tenantkit_accounts::repo::find(tx.conn(), user)
+                .await?
+                .ok_or(TenancyError::NotFound)?;
             if !found.email.eq_ignore_ascii_case(&invitation.email) {
-                return Err(TenancyError::Forbidden("this invitation was sent to another address"));
+                return Err(TenancyError::Forbidden(
+                    "this invitation was sent to another address",
+                ));
             }
             Err(user)
         }

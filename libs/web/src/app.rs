@@ -3,15 +3,14 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use poem::{
-    EndpointExt, Server, get, listener::TcpAcceptor, middleware::AddData,
-};
+use poem::{EndpointExt, Server, get, listener::TcpAcceptor, middleware::AddData};
 
 use crate::{
     AppState,
     allow::{AllowedMethods, AnnounceAllowedMethods},
-    api, health, pages,
+    api, health,
     middleware::{BodyLimit, Observe, SecurityHeaders},
+    pages,
 };
 
 /// JSON bodies larger than this are refused with 413 before they are read.

@@ -41,7 +41,12 @@ pub(crate) fn cookie_name(state: &AppState, base: &str) -> String {
 
 /// A `Set-Cookie` value with the safe attributes; `max_age` `None` ends with the browser,
 /// `Some(0)` deletes.
-pub(crate) fn set_cookie(state: &AppState, base: &str, value: &str, max_age: Option<u64>) -> String {
+pub(crate) fn set_cookie(
+    state: &AppState,
+    base: &str,
+    value: &str,
+    max_age: Option<u64>,
+) -> String {
     let mut cookie = format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax",
         cookie_name(state, base)
@@ -71,10 +76,9 @@ pub(crate) const ANONYMOUS_COOKIE: &str = "tk_anon";
 
 impl<'a> FromRequest<'a> for Browser {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let state = req
-            .data::<AppState>()
-            .cloned()
-            .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
+        let state = req.data::<AppState>().cloned().ok_or_else(|| {
+            poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
         let session = match read_cookie(req, &cookie_name(&state, SESSION_COOKIE)) {
             Some(cookie) => match session::load(&state.kv, &cookie).await {
                 Ok(session) => session,
@@ -85,8 +89,12 @@ impl<'a> FromRequest<'a> for Browser {
             },
             None => None,
         };
-        let existing = read_cookie(req, &cookie_name(&state, ANONYMOUS_COOKIE))
-            .filter(|v| v.len() >= 20 && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let existing = read_cookie(req, &cookie_name(&state, ANONYMOUS_COOKIE)).filter(|v| {
+            v.len() >= 20
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
         let (anonymous_id, new_anonymous_id) = match existing {
             Some(id) => (id, false),
             None => (
@@ -98,8 +106,12 @@ impl<'a> FromRequest<'a> for Browser {
             ),
         };
         let remote = req.remote_addr();
-        let ip = client_ip(remote, req.headers(), state.settings.server.trusted_proxy_hops)
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let ip = client_ip(
+            remote,
+            req.headers(),
+            state.settings.server.trusted_proxy_hops,
+        )
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let device = req
             .headers()
             .get(header::USER_AGENT)
@@ -146,12 +158,18 @@ impl Browser {
 
     /// The signed-in user (a session past its second factor), with their tenants.
     pub(crate) async fn signed_in(&self) -> Result<Option<SignedIn>, PageError> {
-        let Some(session) = self.session.clone().filter(|s| s.data.stage == Stage::Active) else {
+        let Some(session) = self
+            .session
+            .clone()
+            .filter(|s| s.data.stage == Stage::Active)
+        else {
             return Ok(None);
         };
         let state = &self.state;
         let mut tx = state.db.global().await?;
-        let Some(user) = tenantkit_accounts::repo::credentials(tx.conn(), session.data.user_id).await? else {
+        let Some(user) =
+            tenantkit_accounts::repo::credentials(tx.conn(), session.data.user_id).await?
+        else {
             return Ok(None);
         };
         tx.commit().await?;

@@ -161,7 +161,11 @@ pub(crate) async fn revoke(kv: &Kv, user: UserId, key: &str) -> redis::RedisResu
 }
 
 /// Ends every session of the user but `keep` (after a password change or reset).
-pub(crate) async fn end_all_others(kv: &Kv, user: UserId, keep: Option<&str>) -> redis::RedisResult<usize> {
+pub(crate) async fn end_all_others(
+    kv: &Kv,
+    user: UserId,
+    keep: Option<&str>,
+) -> redis::RedisResult<usize> {
     let mut ended = 0;
     for session in list(kv, user).await? {
         if Some(session.key.as_str()) != keep {

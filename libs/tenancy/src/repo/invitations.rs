@@ -49,11 +49,12 @@ pub async fn pending_for_email(
     tx: &mut TenantTx,
     email: &str,
 ) -> Result<Option<Invitation>, DbError> {
-    Ok(
-        select_invitations!("where status = 'pending' and lower(email) = lower($1)", email)
-            .fetch_optional(tx.conn())
-            .await?,
+    Ok(select_invitations!(
+        "where status = 'pending' and lower(email) = lower($1)",
+        email
     )
+    .fetch_optional(tx.conn())
+    .await?)
 }
 
 pub async fn find(tx: &mut TenantTx, id: InvitationId) -> Result<Option<Invitation>, DbError> {
@@ -68,15 +69,19 @@ pub async fn find_for_update(
     tx: &mut TenantTx,
     id: InvitationId,
 ) -> Result<Option<Invitation>, DbError> {
-    Ok(select_invitations!("where id = $1 for update", id.as_uuid())
-        .fetch_optional(tx.conn())
-        .await?)
+    Ok(
+        select_invitations!("where id = $1 for update", id.as_uuid())
+            .fetch_optional(tx.conn())
+            .await?,
+    )
 }
 
 pub async fn pending(tx: &mut TenantTx) -> Result<Vec<Invitation>, DbError> {
-    Ok(select_invitations!("where status = 'pending' order by created_at desc")
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(
+        select_invitations!("where status = 'pending' order by created_at desc")
+            .fetch_all(tx.conn())
+            .await?,
+    )
 }
 
 /// A resent invitation gets a fresh expiry.

@@ -102,9 +102,10 @@ pub async fn members_with_users(tx: &mut TenantTx) -> Result<Vec<Member>, DbErro
 /// Locks the tenant's owner rows and counts them: changes that could remove the last owner
 /// run after this, so two concurrent "remove an owner" requests cannot both pass.
 pub async fn lock_owner_count(tx: &mut TenantTx) -> Result<i64, DbError> {
-    let owners = sqlx::query_scalar!("select user_id from memberships where role = 'owner' for update")
-        .fetch_all(tx.conn())
-        .await?;
+    let owners =
+        sqlx::query_scalar!("select user_id from memberships where role = 'owner' for update")
+            .fetch_all(tx.conn())
+            .await?;
     Ok(owners.len() as i64)
 }
 

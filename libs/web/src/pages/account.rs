@@ -2,7 +2,10 @@
 //! switching the active tenant.
 
 use askama::Template;
-use poem::{Response, handler, web::{Form, Path, Query}};
+use poem::{
+    Response, handler,
+    web::{Form, Path, Query},
+};
 use secrecy::SecretString;
 use serde::Deserialize;
 use tenantkit_accounts::{AccountError, email_flows, password_flows, sign_in, two_factor};
@@ -44,14 +47,21 @@ pub(crate) async fn dashboard(browser: Browser) -> Result<Response, PageError> {
         }
         None => 0,
     };
-    Ok(page(&browser, &DashboardPage {
-        layout: Layout::new(&browser, Some(&me), "Dashboard"),
-        tenant_name: me.tenant.as_ref().map(|t| t.name.clone()),
-        name: me.user.display_name.clone(),
-        role: me.tenant.as_ref().map(|t| t.role.to_string()).unwrap_or_default(),
-        members,
-        two_factor: me.user.two_factor_enabled(),
-    }))
+    Ok(page(
+        &browser,
+        &DashboardPage {
+            layout: Layout::new(&browser, Some(&me), "Dashboard"),
+            tenant_name: me.tenant.as_ref().map(|t| t.name.clone()),
+            name: me.user.display_name.clone(),
+            role: me
+                .tenant
+                .as_ref()
+                .map(|t| t.role.to_string())
+                .unwrap_or_default(),
+            members,
+            two_factor: me.user.two_factor_enabled(),
+        },
+    ))
 }
 
 #[derive(Template)]
@@ -65,7 +75,12 @@ struct AccountPage {
     errors: FieldErrors,
 }
 
-fn account_page(browser: &Browser, me: &SignedIn, new_email: &str, errors: FieldErrors) -> AccountPage {
+fn account_page(
+    browser: &Browser,
+    me: &SignedIn,
+    new_email: &str,
+    errors: FieldErrors,
+) -> AccountPage {
     AccountPage {
         layout: Layout::new(browser, Some(me), "Account"),
         name: me.user.display_name.clone(),
@@ -79,7 +94,10 @@ fn account_page(browser: &Browser, me: &SignedIn, new_email: &str, errors: Field
 #[handler]
 pub(crate) async fn account(browser: Browser) -> Result<Response, PageError> {
     let me = signed_in_with_policy(&browser).await?;
-    Ok(page(&browser, &account_page(&browser, &me, "", FieldErrors::default())))
+    Ok(page(
+        &browser,
+        &account_page(&browser, &me, "", FieldErrors::default()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -93,7 +111,10 @@ pub(crate) struct PasswordForm {
 }
 
 #[handler]
-pub(crate) async fn change_password(browser: Browser, Form(form): Form<PasswordForm>) -> Result<Response, PageError> {
+pub(crate) async fn change_password(
+    browser: Browser,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let me = signed_in_with_policy(&browser).await?;
     let state = &browser.state;
@@ -110,12 +131,15 @@ pub(crate) async fn change_password(browser: Browser, Form(form): Form<PasswordF
             // Every other session ends; this one goes on.
             session::end_all_others(&state.kv, me.user.id, Some(&me.session.key)).await?;
             let mut view = account_page(&browser, &me, "", FieldErrors::default());
-            view.layout = view.layout.notice("Your password was changed. Your other sessions were signed out.");
+            view.layout = view
+                .layout
+                .notice("Your password was changed. Your other sessions were signed out.");
             Ok(page(&browser, &view))
         }
-        Err(AccountError::Invalid { field, message }) => {
-            Ok(page(&browser, &account_page(&browser, &me, "", FieldErrors::one(field, message))))
-        }
+        Err(AccountError::Invalid { field, message }) => Ok(page(
+            &browser,
+            &account_page(&browser, &me, "", FieldErrors::one(field, message)),
+        )),
         Err(other) => Err(other.into()),
     }
 }
@@ -131,7 +155,10 @@ pub(crate) struct EmailChangeForm {
 }
 
 #[handler]
-pub(crate) async fn change_email(browser: Browser, Form(form): Form<EmailChangeForm>) -> Result<Response, PageError> {
+pub(crate) async fn change_email(
+    browser: Browser,
+    Form(form): Form<EmailChangeForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let me = signed_in_with_policy(&browser).await?;
     let state = &browser.state;
@@ -149,9 +176,15 @@ pub(crate) async fn change_email(browser: Browser, Form(form): Form<EmailChangeF
             view.layout = view.layout.notice("Check the new address: the change takes effect when you open the link we sent there.");
             Ok(page(&browser, &view))
         }
-        Err(AccountError::Invalid { field, message }) => {
-            Ok(page(&browser, &account_page(&browser, &me, &form.new_email, FieldErrors::one(field, message))))
-        }
+        Err(AccountError::Invalid { field, message }) => Ok(page(
+            &browser,
+            &account_page(
+                &browser,
+                &me,
+                &form.new_email,
+                FieldErrors::one(field, message),
+            ),
+        )),
         Err(other) => Err(other.into()),
     }
 }
@@ -163,25 +196,46 @@ pub(crate) struct TokenQuery {
 }
 
 #[handler]
-pub(crate) async fn confirm_email(browser: Browser, Query(query): Query<TokenQuery>) -> Result<Response, PageError> {
+pub(crate) async fn confirm_email(
+    browser: Browser,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, PageError> {
     let state = &browser.state;
-    let (heading, text) = match email_flows::confirm_email_change(&state.db, state.links.signer(), &query.token).await {
-        Ok(_) => ("Email address changed", "Your new address is confirmed and in use.".to_owned()),
+    let (heading, text) = match email_flows::confirm_email_change(
+        &state.db,
+        state.links.signer(),
+        &query.token,
+    )
+    .await
+    {
+        Ok(_) => (
+            "Email address changed",
+            "Your new address is confirmed and in use.".to_owned(),
+        ),
         Err(AccountError::Token(error)) => ("This link cannot be used", format!("{error}.")),
-        Err(AccountError::EmailTaken) => ("This link cannot be used", "That address now belongs to another account.".to_owned()),
+        Err(AccountError::EmailTaken) => (
+            "This link cannot be used",
+            "That address now belongs to another account.".to_owned(),
+        ),
         Err(other) => return Err(other.into()),
     };
     let signed_in = browser.signed_in().await?;
-    Ok(page(&browser, &MessagePage {
-        layout: Layout::new(&browser, signed_in.as_ref(), heading),
-        heading: heading.into(),
-        paragraphs: vec![text],
-        links: vec![("/account".into(), "Your account".into())],
-    }))
+    Ok(page(
+        &browser,
+        &MessagePage {
+            layout: Layout::new(&browser, signed_in.as_ref(), heading),
+            heading: heading.into(),
+            paragraphs: vec![text],
+            links: vec![("/account".into(), "Your account".into())],
+        },
+    ))
 }
 
 #[handler]
-pub(crate) async fn resend_verification(browser: Browser, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+pub(crate) async fn resend_verification(
+    browser: Browser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let me = browser.require_signed_in().await?;
     email_flows::resend_verification(&browser.state.db, me.user.id).await?;
@@ -222,7 +276,13 @@ pub(crate) async fn sessions(browser: Browser) -> Result<Response, PageError> {
             key: s.key,
         })
         .collect();
-    Ok(page(&browser, &SessionsPage { layout: Layout::new(&browser, Some(&me), "Sessions"), sessions: rows }))
+    Ok(page(
+        &browser,
+        &SessionsPage {
+            layout: Layout::new(&browser, Some(&me), "Sessions"),
+            sessions: rows,
+        },
+    ))
 }
 
 #[handler]
@@ -248,7 +308,10 @@ pub(crate) struct SwitchForm {
 }
 
 #[handler]
-pub(crate) async fn switch_tenant(browser: Browser, Form(form): Form<SwitchForm>) -> Result<Response, PageError> {
+pub(crate) async fn switch_tenant(
+    browser: Browser,
+    Form(form): Form<SwitchForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let me = browser.require_signed_in().await?;
     let tenant: TenantId = form.tenant_id.parse().map_err(|_| PageError::NotFound)?;
@@ -274,7 +337,11 @@ struct TwoFactorPage {
     errors: FieldErrors,
 }
 
-async fn two_factor_page(browser: &Browser, me: &SignedIn, errors: FieldErrors) -> Result<TwoFactorPage, PageError> {
+async fn two_factor_page(
+    browser: &Browser,
+    me: &SignedIn,
+    errors: FieldErrors,
+) -> Result<TwoFactorPage, PageError> {
     let state = &browser.state;
     let (qr, secret) = match sign_in::enrolment_secret(&state.db, me.user.id).await? {
         Some(secret) => {
@@ -304,7 +371,10 @@ async fn two_factor_page(browser: &Browser, me: &SignedIn, errors: FieldErrors) 
 #[handler]
 pub(crate) async fn two_factor_settings(browser: Browser) -> Result<Response, PageError> {
     let me = browser.require_signed_in().await?;
-    Ok(page(&browser, &two_factor_page(&browser, &me, FieldErrors::default()).await?))
+    Ok(page(
+        &browser,
+        &two_factor_page(&browser, &me, FieldErrors::default()).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -316,7 +386,10 @@ pub(crate) struct CodeForm {
 }
 
 #[handler]
-pub(crate) async fn enable_two_factor(browser: Browser, Form(form): Form<CodeForm>) -> Result<Response, PageError> {
+pub(crate) async fn enable_two_factor(
+    browser: Browser,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let me = browser.require_signed_in().await?;
     match sign_in::confirm_enrolment(&browser.state.db, me.user.id, &form.code).await {
@@ -325,9 +398,10 @@ pub(crate) async fn enable_two_factor(browser: Browser, Form(form): Form<CodeFor
             view.recovery_codes = Some(codes);
             Ok(page(&browser, &view))
         }
-        Err(AccountError::Invalid { field, message }) => {
-            Ok(page(&browser, &two_factor_page(&browser, &me, FieldErrors::one(field, message)).await?))
-        }
+        Err(AccountError::Invalid { field, message }) => Ok(page(
+            &browser,
+            &two_factor_page(&browser, &me, FieldErrors::one(field, message)).await?,
+        )),
         Err(other) => Err(other.into()),
     }
 }
@@ -341,18 +415,31 @@ pub(crate) struct PasswordOnly {
 }
 
 #[handler]
-pub(crate) async fn disable_two_factor(browser: Browser, Form(form): Form<PasswordOnly>) -> Result<Response, PageError> {
+pub(crate) async fn disable_two_factor(
+    browser: Browser,
+    Form(form): Form<PasswordOnly>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let me = browser.require_signed_in().await?;
     let state = &browser.state;
     if me.user.is_platform_admin {
-        return Err(PageError::Forbidden("Platform administrators must keep two-factor authentication on.".into()));
+        return Err(PageError::Forbidden(
+            "Platform administrators must keep two-factor authentication on.".into(),
+        ));
     }
-    match sign_in::disable_two_factor(&state.db, &state.hasher, me.user.id, SecretString::from(form.password)).await {
+    match sign_in::disable_two_factor(
+        &state.db,
+        &state.hasher,
+        me.user.id,
+        SecretString::from(form.password),
+    )
+    .await
+    {
         Ok(()) => Ok(redirect("/account/two-factor", &[])),
-        Err(AccountError::Invalid { field, message }) => {
-            Ok(page(&browser, &two_factor_page(&browser, &me, FieldErrors::one(field, message)).await?))
-        }
+        Err(AccountError::Invalid { field, message }) => Ok(page(
+            &browser,
+            &two_factor_page(&browser, &me, FieldErrors::one(field, message)).await?,
+        )),
         Err(other) => Err(other.into()),
     }
 }

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use poem::{Response, handler, web::{Form, Query}};
+use poem::{
+    Response, handler,
+    web::{Form, Query},
+};
 use secrecy::SecretString;
 use serde::Deserialize;
 use tenantkit_accounts::{
@@ -11,7 +14,9 @@ use tenantkit_accounts::{
 };
 use tenantkit_tenancy::{SignUp, TenancyError, onboarding};
 
-use super::{Field, FieldErrors, FormPage, Layout, MessagePage, PageError, page, redirect, safe_next};
+use super::{
+    Field, FieldErrors, FormPage, Layout, MessagePage, PageError, page, redirect, safe_next,
+};
 use crate::{
     browser::{Browser, SESSION_COOKIE, set_cookie},
     rate_limit::RateLimit,
@@ -39,7 +44,13 @@ fn signup_page(browser: &Browser, form: &SignupForm, errors: FieldErrors) -> For
         intro: Some("You will be its owner, and can invite your team once you are in.".into()),
         action: "/signup".into(),
         fields: vec![
-            Field::new("organisation", "Organisation name", "text", &form.organisation).autocomplete("organization"),
+            Field::new(
+                "organisation",
+                "Organisation name",
+                "text",
+                &form.organisation,
+            )
+            .autocomplete("organization"),
             Field::new("name", "Your name", "text", &form.name).autocomplete("name"),
             Field::new("email", "Email", "email", &form.email),
             Field::new("password", "Password", "password", ""),
@@ -52,11 +63,17 @@ fn signup_page(browser: &Browser, form: &SignupForm, errors: FieldErrors) -> For
 
 #[handler]
 pub(crate) async fn signup_form(browser: Browser) -> Response {
-    page(&browser, &signup_page(&browser, &SignupForm::default(), FieldErrors::default()))
+    page(
+        &browser,
+        &signup_page(&browser, &SignupForm::default(), FieldErrors::default()),
+    )
 }
 
 #[handler]
-pub(crate) async fn signup(browser: Browser, Form(form): Form<SignupForm>) -> Result<Response, PageError> {
+pub(crate) async fn signup(
+    browser: Browser,
+    Form(form): Form<SignupForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let state = &browser.state;
     let limit = RateLimit {
@@ -92,9 +109,16 @@ pub(crate) async fn signup(browser: Browser, Form(form): Form<SignupForm>) -> Re
 pub(crate) fn field_error(error: TenancyError) -> Result<FieldErrors, PageError> {
     match error {
         TenancyError::Invalid { field, message } => Ok(FieldErrors::one(field, message)),
-        TenancyError::Account(AccountError::Invalid { field, message }) => Ok(FieldErrors::one(field, message)),
-        TenancyError::SlugTaken(_) => Ok(FieldErrors::one("organisation", "that address is taken; try another name")),
-        TenancyError::Account(AccountError::Token(error)) => Ok(FieldErrors::one("", format!("{error}. Ask for a new one."))),
+        TenancyError::Account(AccountError::Invalid { field, message }) => {
+            Ok(FieldErrors::one(field, message))
+        }
+        TenancyError::SlugTaken(_) => Ok(FieldErrors::one(
+            "organisation",
+            "that address is taken; try another name",
+        )),
+        TenancyError::Account(AccountError::Token(error)) => {
+            Ok(FieldErrors::one("", format!("{error}. Ask for a new one.")))
+        }
         other => Err(other.into()),
     }
 }
@@ -120,22 +144,36 @@ pub(crate) struct TokenQuery {
 
 /// Opening the link verifies the address and signs the user in.
 #[handler]
-pub(crate) async fn verify(browser: Browser, Query(query): Query<TokenQuery>) -> Result<Response, PageError> {
+pub(crate) async fn verify(
+    browser: Browser,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, PageError> {
     let state = &browser.state;
     match onboarding::verify_email(&state.db, state.links.signer(), &query.token).await {
         Ok(user) => start_session(&browser, user.id, false, Stage::Active).await,
-        Err(TenancyError::Account(AccountError::Token(error))) => Ok(link_problem(&browser, &error.to_string())),
+        Err(TenancyError::Account(AccountError::Token(error))) => {
+            Ok(link_problem(&browser, &error.to_string()))
+        }
         Err(other) => Err(other.into()),
     }
 }
 
 fn link_problem(browser: &Browser, what: &str) -> Response {
-    page(browser, &MessagePage {
-        layout: Layout::new(browser, None, "Link not valid").error(format!("{what}.")),
-        heading: "This link cannot be used".into(),
-        paragraphs: vec!["Links work once and expire. Sign in to ask for a new one, or reset your password.".into()],
-        links: vec![("/login".into(), "Log in".into()), ("/password/forgot".into(), "Forgot your password?".into())],
-    })
+    page(
+        browser,
+        &MessagePage {
+            layout: Layout::new(browser, None, "Link not valid").error(format!("{what}.")),
+            heading: "This link cannot be used".into(),
+            paragraphs: vec![
+                "Links work once and expire. Sign in to ask for a new one, or reset your password."
+                    .into(),
+            ],
+            links: vec![
+                ("/login".into(), "Log in".into()),
+                ("/password/forgot".into(), "Forgot your password?".into()),
+            ],
+        },
+    )
 }
 
 /// A new session (a new id: the old one, if any, is ended), then on to the next page.
@@ -163,7 +201,11 @@ async fn start_session(
     };
     let (cookie, _) = session::create(&state.kv, &data).await?;
     let cookie = set_cookie(state, SESSION_COOKIE, &cookie, data.cookie_max_age());
-    let next = if stage == Stage::SecondFactor { "/login/two-factor" } else { "/dashboard" };
+    let next = if stage == Stage::SecondFactor {
+        "/login/two-factor"
+    } else {
+        "/dashboard"
+    };
     Ok(redirect(next, &[cookie]))
 }
 
@@ -188,7 +230,10 @@ pub(crate) struct NextQuery {
 
 fn login_page(browser: &Browser, form: &LoginForm, errors: FieldErrors) -> FormPage {
     let action = match safe_next(form.next.as_deref()) {
-        Some(next) => format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()),
+        Some(next) => format!(
+            "/login?next={}",
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        ),
         None => "/login".into(),
     };
     FormPage {
@@ -199,7 +244,12 @@ fn login_page(browser: &Browser, form: &LoginForm, errors: FieldErrors) -> FormP
         fields: vec![
             Field::new("email", "Email", "email", &form.email),
             Field::new("password", "Password", "password", "").autocomplete("current-password"),
-            Field::new("remember", "Remember me", "checkbox", form.remember.as_deref().unwrap_or("")),
+            Field::new(
+                "remember",
+                "Remember me",
+                "checkbox",
+                form.remember.as_deref().unwrap_or(""),
+            ),
         ],
         submit: "Log in",
         links: vec![
@@ -212,8 +262,14 @@ fn login_page(browser: &Browser, form: &LoginForm, errors: FieldErrors) -> FormP
 
 #[handler]
 pub(crate) async fn login_form(browser: Browser, Query(query): Query<NextQuery>) -> Response {
-    let form = LoginForm { next: query.next, ..LoginForm::default() };
-    page(&browser, &login_page(&browser, &form, FieldErrors::default()))
+    let form = LoginForm {
+        next: query.next,
+        ..LoginForm::default()
+    };
+    page(
+        &browser,
+        &login_page(&browser, &form, FieldErrors::default()),
+    )
 }
 
 #[handler]
@@ -227,22 +283,46 @@ pub(crate) async fn login(
     let state = &browser.state;
     let window = Duration::from_secs(15 * 60);
     let email_key = form.email.trim().to_lowercase();
-    let per_account = RateLimit { name: "login-account", limit: state.settings.rate_limit.logins_per_account, window };
-    let per_address = RateLimit { name: "login-address", limit: state.settings.rate_limit.logins_per_address, window };
+    let per_account = RateLimit {
+        name: "login-account",
+        limit: state.settings.rate_limit.logins_per_account,
+        window,
+    };
+    let per_address = RateLimit {
+        name: "login-address",
+        limit: state.settings.rate_limit.logins_per_address,
+        window,
+    };
     if per_address.check(&state.kv, &browser.ip).await.is_err()
-        || per_account.check(&state.kv, &crate::rate_limit::subject_digest(&email_key)).await.is_err()
+        || per_account
+            .check(&state.kv, &crate::rate_limit::subject_digest(&email_key))
+            .await
+            .is_err()
     {
         let errors = FieldErrors::one("", "Too many attempts. Wait a few minutes and try again.");
         return Ok(page(&browser, &login_page(&browser, &form, errors)));
     }
     let remember = form.remember.as_deref() == Some("on");
-    let outcome = sign_in::sign_in(&state.db, &state.hasher, &form.email, SecretString::from(form.password.clone())).await?;
+    let outcome = sign_in::sign_in(
+        &state.db,
+        &state.hasher,
+        &form.email,
+        SecretString::from(form.password.clone()),
+    )
+    .await?;
     let response = match outcome {
-        SignInOutcome::SignedIn(user) => start_session(&browser, user.id, remember, Stage::Active).await?,
-        SignInOutcome::NeedsSecondFactor(user) => start_session(&browser, user.id, remember, Stage::SecondFactor).await?,
+        SignInOutcome::SignedIn(user) => {
+            start_session(&browser, user.id, remember, Stage::Active).await?
+        }
+        SignInOutcome::NeedsSecondFactor(user) => {
+            start_session(&browser, user.id, remember, Stage::SecondFactor).await?
+        }
         SignInOutcome::NotVerified(user) => {
             tenantkit_accounts::email_flows::resend_verification(&state.db, user.id).await?;
-            let errors = FieldErrors::one("", "Your email address is not verified yet. We have sent you a new link.");
+            let errors = FieldErrors::one(
+                "",
+                "Your email address is not verified yet. We have sent you a new link.",
+            );
             return Ok(page(&browser, &login_page(&browser, &form, errors)));
         }
         SignInOutcome::Refused => {
@@ -251,7 +331,12 @@ pub(crate) async fn login(
         }
     };
     match safe_next(form.next.as_deref()) {
-        Some(next) if response.headers().get("location").is_some_and(|l| l == "/dashboard") => {
+        Some(next)
+            if response
+                .headers()
+                .get("location")
+                .is_some_and(|l| l == "/dashboard") =>
+        {
             let cookies: Vec<String> = response
                 .headers()
                 .get_all("set-cookie")
@@ -279,9 +364,13 @@ fn code_page(browser: &Browser, errors: FieldErrors) -> FormPage {
     FormPage {
         layout: Layout::new(browser, None, "Two-factor authentication"),
         heading: "Two-factor authentication".into(),
-        intro: Some("Enter the code from your authenticator app, or one of your recovery codes.".into()),
+        intro: Some(
+            "Enter the code from your authenticator app, or one of your recovery codes.".into(),
+        ),
         action: "/login/two-factor".into(),
-        fields: vec![Field::new("code", "Authentication code", "text", "").autocomplete("one-time-code")],
+        fields: vec![
+            Field::new("code", "Authentication code", "text", "").autocomplete("one-time-code"),
+        ],
         submit: "Verify",
         links: vec![],
     }
@@ -291,21 +380,36 @@ fn code_page(browser: &Browser, errors: FieldErrors) -> FormPage {
 #[handler]
 pub(crate) async fn second_factor_form(browser: Browser) -> Response {
     match &browser.session {
-        Some(s) if s.data.stage == Stage::SecondFactor => page(&browser, &code_page(&browser, FieldErrors::default())),
+        Some(s) if s.data.stage == Stage::SecondFactor => {
+            page(&browser, &code_page(&browser, FieldErrors::default()))
+        }
         _ => redirect("/login", &[]),
     }
 }
 
 #[handler]
-pub(crate) async fn second_factor(browser: Browser, Form(form): Form<CodeForm>) -> Result<Response, PageError> {
+pub(crate) async fn second_factor(
+    browser: Browser,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let state = &browser.state;
-    let Some(pending) = browser.session.clone().filter(|s| s.data.stage == Stage::SecondFactor) else {
+    let Some(pending) = browser
+        .session
+        .clone()
+        .filter(|s| s.data.stage == Stage::SecondFactor)
+    else {
         return Ok(redirect("/login", &[]));
     };
     if sign_in::check_second_factor(&state.db, pending.data.user_id, &form.code).await? {
         // A new session id for the fully signed-in session.
-        return start_session(&browser, pending.data.user_id, pending.data.remember, Stage::Active).await;
+        return start_session(
+            &browser,
+            pending.data.user_id,
+            pending.data.remember,
+            Stage::Active,
+        )
+        .await;
     }
     let mut data = pending.data.clone();
     data.failed_codes += 1;
@@ -314,7 +418,13 @@ pub(crate) async fn second_factor(browser: Browser, Form(form): Form<CodeForm>) 
         return Ok(redirect("/login", &[]));
     }
     session::save(&state.kv, &pending.key, &data).await?;
-    Ok(page(&browser, &code_page(&browser, FieldErrors::one("code", "That code is not valid."))))
+    Ok(page(
+        &browser,
+        &code_page(
+            &browser,
+            FieldErrors::one("code", "That code is not valid."),
+        ),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -324,12 +434,18 @@ pub(crate) struct CsrfOnly {
 }
 
 #[handler]
-pub(crate) async fn logout(browser: Browser, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+pub(crate) async fn logout(
+    browser: Browser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     if let Some(session) = &browser.session {
         session::destroy(&browser.state.kv, session).await?;
     }
-    Ok(redirect("/", &[set_cookie(&browser.state, SESSION_COOKIE, "", Some(0))]))
+    Ok(redirect(
+        "/",
+        &[set_cookie(&browser.state, SESSION_COOKIE, "", Some(0))],
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -342,22 +458,32 @@ pub(crate) struct EmailForm {
 
 #[handler]
 pub(crate) async fn forgot_form(browser: Browser) -> Response {
-    page(&browser, &FormPage {
-        layout: Layout::new(&browser, None, "Forgot your password"),
-        heading: "Forgot your password?".into(),
-        intro: Some("We will email you a link to choose a new one.".into()),
-        action: "/password/forgot".into(),
-        fields: vec![Field::new("email", "Email", "email", "")],
-        submit: "Send reset link",
-        links: vec![],
-    })
+    page(
+        &browser,
+        &FormPage {
+            layout: Layout::new(&browser, None, "Forgot your password"),
+            heading: "Forgot your password?".into(),
+            intro: Some("We will email you a link to choose a new one.".into()),
+            action: "/password/forgot".into(),
+            fields: vec![Field::new("email", "Email", "email", "")],
+            submit: "Send reset link",
+            links: vec![],
+        },
+    )
 }
 
 #[handler]
-pub(crate) async fn forgot(browser: Browser, Form(form): Form<EmailForm>) -> Result<Response, PageError> {
+pub(crate) async fn forgot(
+    browser: Browser,
+    Form(form): Form<EmailForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let state = &browser.state;
-    let limit = RateLimit { name: "reset", limit: state.settings.rate_limit.logins_per_account, window: Duration::from_secs(3600) };
+    let limit = RateLimit {
+        name: "reset",
+        limit: state.settings.rate_limit.logins_per_account,
+        window: Duration::from_secs(3600),
+    };
     if limit.check(&state.kv, &browser.ip).await.is_err() {
         return Err(PageError::TooMany);
     }
@@ -386,7 +512,10 @@ fn reset_page(browser: &Browser, token: &str, errors: FieldErrors) -> FormPage {
         layout: Layout::new(browser, None, "Choose a new password"),
         heading: "Choose a new password".into(),
         intro: None,
-        action: format!("/password/reset?token={}", url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()),
+        action: format!(
+            "/password/reset?token={}",
+            url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+        ),
         fields: vec![Field::new("new_password", "New password", "password", "")],
         submit: "Set password",
         links: vec![],
@@ -395,10 +524,16 @@ fn reset_page(browser: &Browser, token: &str, errors: FieldErrors) -> FormPage {
 }
 
 #[handler]
-pub(crate) async fn reset_form(browser: Browser, Query(query): Query<TokenQuery>) -> Result<Response, PageError> {
+pub(crate) async fn reset_form(
+    browser: Browser,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, PageError> {
     let state = &browser.state;
     match password_flows::check_reset_token(&state.db, state.links.signer(), &query.token).await {
-        Ok(_) => Ok(page(&browser, &reset_page(&browser, &query.token, FieldErrors::default()))),
+        Ok(_) => Ok(page(
+            &browser,
+            &reset_page(&browser, &query.token, FieldErrors::default()),
+        )),
         Err(AccountError::Token(error)) => Ok(link_problem(&browser, &error.to_string())),
         Err(other) => Err(other.into()),
     }
@@ -412,7 +547,11 @@ pub(crate) async fn reset(
 ) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let state = &browser.state;
-    let token = if form.token.is_empty() { query.token } else { form.token };
+    let token = if form.token.is_empty() {
+        query.token
+    } else {
+        form.token
+    };
     let result = password_flows::reset_password(
         &state.db,
         &state.hasher,
@@ -425,11 +564,27 @@ pub(crate) async fn reset(
         Ok(user) => {
             // A new password ends every session.
             session::end_all_others(&state.kv, user, None).await?;
-            Ok(page(&browser, &login_page(&browser, &LoginForm::default(), FieldErrors::default()).notice("Your password was changed. Log in with the new one.")))
+            Ok(page(
+                &browser,
+                &login_page(&browser, &LoginForm::default(), FieldErrors::default())
+                    .notice("Your password was changed. Log in with the new one."),
+            ))
         }
-        Err(AccountError::Invalid { field, message }) => {
-            Ok(page(&browser, &reset_page(&browser, &token, FieldErrors::one(if field == "password" { "new_password" } else { field }, message))))
-        }
+        Err(AccountError::Invalid { field, message }) => Ok(page(
+            &browser,
+            &reset_page(
+                &browser,
+                &token,
+                FieldErrors::one(
+                    if field == "password" {
+                        "new_password"
+                    } else {
+                        field
+                    },
+                    message,
+                ),
+            ),
+        )),
         Err(AccountError::Token(error)) => Ok(link_problem(&browser, &error.to_string())),
         Err(other) => Err(other.into()),
     }

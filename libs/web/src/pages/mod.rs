@@ -6,9 +6,7 @@ mod auth;
 mod team;
 
 use askama::Template;
-use poem::{
-    IntoResponse, Response, Route, get, handler, http::StatusCode, post,
-};
+use poem::{IntoResponse, Response, Route, get, handler, http::StatusCode, post};
 use tenantkit_accounts::AccountError;
 use tenantkit_db::DbError;
 use tenantkit_tenancy::TenancyError;
@@ -23,9 +21,15 @@ pub(crate) fn routes() -> Route {
         .at("/signup/check-inbox", get(auth::check_inbox))
         .at("/verify", get(auth::verify))
         .at("/login", get(auth::login_form).post(auth::login))
-        .at("/login/two-factor", get(auth::second_factor_form).post(auth::second_factor))
+        .at(
+            "/login/two-factor",
+            get(auth::second_factor_form).post(auth::second_factor),
+        )
         .at("/logout", post(auth::logout))
-        .at("/password/forgot", get(auth::forgot_form).post(auth::forgot))
+        .at(
+            "/password/forgot",
+            get(auth::forgot_form).post(auth::forgot),
+        )
         .at("/password/reset", get(auth::reset_form).post(auth::reset))
         .at("/dashboard", get(account::dashboard))
         .at("/account", get(account::account))
@@ -33,8 +37,14 @@ pub(crate) fn routes() -> Route {
         .at("/account/email", post(account::change_email))
         .at("/account/email/confirm", get(account::confirm_email))
         .at("/account/verification", post(account::resend_verification))
-        .at("/account/two-factor", get(account::two_factor_settings).post(account::enable_two_factor))
-        .at("/account/two-factor/disable", post(account::disable_two_factor))
+        .at(
+            "/account/two-factor",
+            get(account::two_factor_settings).post(account::enable_two_factor),
+        )
+        .at(
+            "/account/two-factor/disable",
+            post(account::disable_two_factor),
+        )
         .at("/sessions", get(account::sessions))
         .at("/sessions/:key/revoke", post(account::revoke_session))
         .at("/tenants/switch", post(account::switch_tenant))
@@ -46,7 +56,10 @@ pub(crate) fn routes() -> Route {
         .at("/team/members/:id/remove", post(team::remove))
         .at("/team/leave", post(team::leave))
         .at("/team/transfer", post(team::transfer))
-        .at("/invitations/accept", get(team::accept_form).post(team::accept))
+        .at(
+            "/invitations/accept",
+            get(team::accept_form).post(team::accept),
+        )
 }
 
 #[handler]
@@ -112,7 +125,10 @@ pub(crate) struct FieldErrors(Vec<(String, String)>);
 
 impl FieldErrors {
     pub(crate) fn get(&self, field: &str) -> Option<&str> {
-        self.0.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
     }
 
     pub(crate) fn one(field: &str, message: impl Into<String>) -> Self {
@@ -131,7 +147,12 @@ pub(crate) struct Field {
 }
 
 impl Field {
-    pub(crate) fn new(name: &'static str, label: &'static str, kind: &'static str, value: &str) -> Self {
+    pub(crate) fn new(
+        name: &'static str,
+        label: &'static str,
+        kind: &'static str,
+        value: &str,
+    ) -> Self {
         let autocomplete = match (name, kind) {
             (_, "password") if name.contains("new") || name == "password" => "new-password",
             (_, "email") => "email",
@@ -141,7 +162,11 @@ impl Field {
             name,
             label,
             kind,
-            value: if kind == "password" { String::new() } else { value.to_owned() },
+            value: if kind == "password" {
+                String::new()
+            } else {
+                value.to_owned()
+            },
             autocomplete,
             error: None,
         }
@@ -205,7 +230,11 @@ pub(crate) fn page(browser: &Browser, template: &impl Template) -> Response {
     page_with_status(browser, StatusCode::OK, template)
 }
 
-pub(crate) fn page_with_status(browser: &Browser, status: StatusCode, template: &impl Template) -> Response {
+pub(crate) fn page_with_status(
+    browser: &Browser,
+    status: StatusCode,
+    template: &impl Template,
+) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = Response::builder()
@@ -349,7 +378,9 @@ impl IntoResponse for PageError {
             .content_type("text/html; charset=utf-8")
             .body(html);
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
+            response
+                .headers_mut()
+                .insert("retry-after", poem::http::HeaderValue::from_static("5"));
         }
         response
     }
@@ -380,7 +411,14 @@ mod tests {
             safe_next(Some("/invitations/accept?token=x")),
             Some("/invitations/accept?token=x".to_owned())
         );
-        for bad in ["https://evil.test/", "//evil.test", "/\\evil.test", "evil", "/a\nb", "javascript:alert(1)"] {
+        for bad in [
+            "https://evil.test/",
+            "//evil.test",
+            "/\\evil.test",
+            "evil",
+            "/a\nb",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(safe_next(Some(bad)), None, "{bad}");
         }
     }

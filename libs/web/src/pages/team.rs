@@ -1,7 +1,10 @@
 //! The team page and accepting invitations.
 
 use askama::Template;
-use poem::{Response, handler, web::{Form, Path, Query}};
+use poem::{
+    Response, handler,
+    web::{Form, Path, Query},
+};
 use secrecy::SecretString;
 use serde::Deserialize;
 use tenantkit_kernel::{InvitationId, Role, UserId};
@@ -11,9 +14,14 @@ use tenantkit_tenancy::{
 };
 
 use super::{
-    Field, FieldErrors, FormPage, Layout, PageError, auth::{CsrfOnly, field_error}, page, redirect,
+    Field, FieldErrors, FormPage, Layout, PageError,
+    auth::{CsrfOnly, field_error},
+    page, redirect,
 };
-use crate::{browser::{Browser, SignedIn}, session};
+use crate::{
+    browser::{Browser, SignedIn},
+    session,
+};
 
 #[derive(Template)]
 #[template(path = "team.html")]
@@ -31,17 +39,27 @@ struct TeamPage {
 }
 
 /// The signed-in member, the active tenant and their role in it.
-async fn member(browser: &Browser) -> Result<(SignedIn, Actor, tenantkit_kernel::TenantId), PageError> {
+async fn member(
+    browser: &Browser,
+) -> Result<(SignedIn, Actor, tenantkit_kernel::TenantId), PageError> {
     let me = browser.require_signed_in().await?;
     if me.user.is_platform_admin && !me.user.two_factor_enabled() {
         return Err(PageError::TwoFactorRequired);
     }
     let tenant = me.tenant.clone().ok_or(PageError::NotFound)?;
-    let actor = Actor { user: me.user.id, role: tenant.role };
+    let actor = Actor {
+        user: me.user.id,
+        role: tenant.role,
+    };
     Ok((me, actor, tenant.id))
 }
 
-async fn team_page(browser: &Browser, invite_email: &str, errors: FieldErrors, notice: Option<&str>) -> Result<Response, PageError> {
+async fn team_page(
+    browser: &Browser,
+    invite_email: &str,
+    errors: FieldErrors,
+    notice: Option<&str>,
+) -> Result<Response, PageError> {
     let (me, actor, tenant) = member(browser).await?;
     let mut tx = browser.state.db.tenant(tenant).await?;
     let members = tenantkit_tenancy::repo::members_with_users(&mut tx).await?;
@@ -58,18 +76,25 @@ async fn team_page(browser: &Browser, invite_email: &str, errors: FieldErrors, n
     if let Some(general) = errors.get("") {
         layout = layout.error(general.to_owned());
     }
-    Ok(page(browser, &TeamPage {
-        layout,
-        tenant: me.tenant.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
-        members,
-        invitations,
-        can_manage: actor.role.can_manage_members(),
-        is_owner: actor.role == Role::Owner,
-        me: me.user.id,
-        roles: ["member", "admin", "owner"],
-        invite_email: invite_email.to_owned(),
-        errors,
-    }))
+    Ok(page(
+        browser,
+        &TeamPage {
+            layout,
+            tenant: me
+                .tenant
+                .as_ref()
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            members,
+            invitations,
+            can_manage: actor.role.can_manage_members(),
+            is_owner: actor.role == Role::Owner,
+            me: me.user.id,
+            roles: ["member", "admin", "owner"],
+            invite_email: invite_email.to_owned(),
+            errors,
+        },
+    ))
 }
 
 #[handler]
@@ -93,9 +118,17 @@ async fn change(
             team_page(browser, "", FieldErrors::default(), Some(done)).await
         }
         Err(TenancyError::LastOwner) => {
-            team_page(browser, "", FieldErrors::one("", "An organisation must keep at least one owner."), None).await
+            team_page(
+                browser,
+                "",
+                FieldErrors::one("", "An organisation must keep at least one owner."),
+                None,
+            )
+            .await
         }
-        Err(TenancyError::Forbidden(message)) => team_page(browser, "", FieldErrors::one("", message), None).await,
+        Err(TenancyError::Forbidden(message)) => {
+            team_page(browser, "", FieldErrors::one("", message), None).await
+        }
         Err(other) => team_page(browser, "", field_error(other)?, None).await,
     }
 }
@@ -111,19 +144,36 @@ pub(crate) struct InviteForm {
 }
 
 #[handler]
-pub(crate) async fn invite(browser: Browser, Form(form): Form<InviteForm>) -> Result<Response, PageError> {
+pub(crate) async fn invite(
+    browser: Browser,
+    Form(form): Form<InviteForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let (_, actor, tenant) = member(&browser).await?;
     let Ok(role) = form.role.parse::<Role>() else {
-        return team_page(&browser, &form.email, FieldErrors::one("role", "choose a role"), None).await;
+        return team_page(
+            &browser,
+            &form.email,
+            FieldErrors::one("role", "choose a role"),
+            None,
+        )
+        .await;
     };
     let mut tx = browser.state.db.tenant(tenant).await?;
     match team::invite(&mut tx, actor, &form.email, role).await {
         Ok(_) => {
             tx.commit().await?;
-            team_page(&browser, "", FieldErrors::default(), Some("Invitation sent.")).await
+            team_page(
+                &browser,
+                "",
+                FieldErrors::default(),
+                Some("Invitation sent."),
+            )
+            .await
         }
-        Err(TenancyError::Forbidden(message)) => team_page(&browser, &form.email, FieldErrors::one("", message), None).await,
+        Err(TenancyError::Forbidden(message)) => {
+            team_page(&browser, &form.email, FieldErrors::one("", message), None).await
+        }
         Err(other) => team_page(&browser, &form.email, field_error(other)?, None).await,
     }
 }
@@ -137,15 +187,35 @@ fn user_id(raw: &str) -> Result<UserId, PageError> {
 }
 
 #[handler]
-pub(crate) async fn resend(browser: Browser, Path(id): Path<String>, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+pub(crate) async fn resend(
+    browser: Browser,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
     let id = invitation_id(&id)?;
-    change(&browser, &form.csrf_token, "Invitation sent again.", async |tx, actor| team::resend_invitation(tx, actor, id).await).await
+    change(
+        &browser,
+        &form.csrf_token,
+        "Invitation sent again.",
+        async |tx, actor| team::resend_invitation(tx, actor, id).await,
+    )
+    .await
 }
 
 #[handler]
-pub(crate) async fn revoke(browser: Browser, Path(id): Path<String>, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+pub(crate) async fn revoke(
+    browser: Browser,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
     let id = invitation_id(&id)?;
-    change(&browser, &form.csrf_token, "Invitation revoked.", async |tx, actor| team::revoke_invitation(tx, actor, id).await).await
+    change(
+        &browser,
+        &form.csrf_token,
+        "Invitation revoked.",
+        async |tx, actor| team::revoke_invitation(tx, actor, id).await,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -157,20 +227,43 @@ pub(crate) struct RoleForm {
 }
 
 #[handler]
-pub(crate) async fn change_role(browser: Browser, Path(id): Path<String>, Form(form): Form<RoleForm>) -> Result<Response, PageError> {
+pub(crate) async fn change_role(
+    browser: Browser,
+    Path(id): Path<String>,
+    Form(form): Form<RoleForm>,
+) -> Result<Response, PageError> {
     let user = user_id(&id)?;
     let role: Role = form.role.parse().map_err(|_| PageError::NotFound)?;
-    change(&browser, &form.csrf_token, "Role changed.", async |tx, actor| team::change_role(tx, actor, user, role).await).await
+    change(
+        &browser,
+        &form.csrf_token,
+        "Role changed.",
+        async |tx, actor| team::change_role(tx, actor, user, role).await,
+    )
+    .await
 }
 
 #[handler]
-pub(crate) async fn remove(browser: Browser, Path(id): Path<String>, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+pub(crate) async fn remove(
+    browser: Browser,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
     let user = user_id(&id)?;
-    change(&browser, &form.csrf_token, "Member removed.", async |tx, actor| team::remove_member(tx, actor, user).await).await
+    change(
+        &browser,
+        &form.csrf_token,
+        "Member removed.",
+        async |tx, actor| team::remove_member(tx, actor, user).await,
+    )
+    .await
 }
 
 #[handler]
-pub(crate) async fn leave(browser: Browser, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+pub(crate) async fn leave(
+    browser: Browser,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let (me, actor, tenant) = member(&browser).await?;
     let mut tx = browser.state.db.tenant(tenant).await?;
@@ -183,7 +276,16 @@ pub(crate) async fn leave(browser: Browser, Form(form): Form<CsrfOnly>) -> Resul
             Ok(redirect("/dashboard", &[]))
         }
         Err(TenancyError::LastOwner) => {
-            team_page(&browser, "", FieldErrors::one("", "You are the last owner: transfer ownership before leaving."), None).await
+            team_page(
+                &browser,
+                "",
+                FieldErrors::one(
+                    "",
+                    "You are the last owner: transfer ownership before leaving.",
+                ),
+                None,
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }
@@ -198,9 +300,18 @@ pub(crate) struct TransferForm {
 }
 
 #[handler]
-pub(crate) async fn transfer(browser: Browser, Form(form): Form<TransferForm>) -> Result<Response, PageError> {
+pub(crate) async fn transfer(
+    browser: Browser,
+    Form(form): Form<TransferForm>,
+) -> Result<Response, PageError> {
     let user = user_id(&form.user_id)?;
-    change(&browser, &form.csrf_token, "Ownership transferred.", async |tx, actor| team::transfer_ownership(tx, actor, user).await).await
+    change(
+        &browser,
+        &form.csrf_token,
+        "Ownership transferred.",
+        async |tx, actor| team::transfer_ownership(tx, actor, user).await,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -220,22 +331,40 @@ pub(crate) struct AcceptForm {
 }
 
 fn accept_action(token: &str) -> String {
-    format!("/invitations/accept?token={}", url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>())
+    format!(
+        "/invitations/accept?token={}",
+        url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+    )
 }
 
-async fn accept_page(browser: &Browser, token: &str, name: &str, errors: FieldErrors) -> Result<Response, PageError> {
+async fn accept_page(
+    browser: &Browser,
+    token: &str,
+    name: &str,
+    errors: FieldErrors,
+) -> Result<Response, PageError> {
     let state = &browser.state;
     let invitation = match team::open_invitation(&state.db, state.links.signer(), token).await {
         Ok(invitation) => invitation,
-        Err(error) => return Ok(page(browser, &FormPage {
-            layout: Layout::new(browser, None, "Invitation").error(format!("{}", field_error(error)?.get("").unwrap_or("This invitation cannot be used."))),
-            heading: "This invitation cannot be used".into(),
-            intro: Some("Ask the person who invited you to send it again.".into()),
-            action: "/".into(),
-            fields: vec![],
-            submit: "Back",
-            links: vec![],
-        })),
+        Err(error) => {
+            return Ok(page(
+                browser,
+                &FormPage {
+                    layout: Layout::new(browser, None, "Invitation").error(format!(
+                        "{}",
+                        field_error(error)?
+                            .get("")
+                            .unwrap_or("This invitation cannot be used.")
+                    )),
+                    heading: "This invitation cannot be used".into(),
+                    intro: Some("Ask the person who invited you to send it again.".into()),
+                    action: "/".into(),
+                    fields: vec![],
+                    submit: "Back",
+                    links: vec![],
+                },
+            ));
+        }
     };
     let signed_in = browser.signed_in().await?;
     let existing = {
@@ -257,16 +386,29 @@ async fn accept_page(browser: &Browser, token: &str, name: &str, errors: FieldEr
         (_, Some(_)) => FormPage {
             layout: Layout::new(browser, signed_in.as_ref(), "Invitation"),
             heading,
-            intro: Some(format!("{} already has an account: log in with it to accept.", invitation.email)),
+            intro: Some(format!(
+                "{} already has an account: log in with it to accept.",
+                invitation.email
+            )),
             action: "/".into(),
             fields: vec![],
             submit: "Back",
-            links: vec![(format!("/login?next={}", url::form_urlencoded::byte_serialize(accept_action(token).as_bytes()).collect::<String>()), "Log in".into())],
+            links: vec![(
+                format!(
+                    "/login?next={}",
+                    url::form_urlencoded::byte_serialize(accept_action(token).as_bytes())
+                        .collect::<String>()
+                ),
+                "Log in".into(),
+            )],
         },
         (_, None) => FormPage {
             layout: Layout::new(browser, None, "Invitation"),
             heading,
-            intro: Some(format!("Create your account for {} to join.", invitation.email)),
+            intro: Some(format!(
+                "Create your account for {} to join.",
+                invitation.email
+            )),
             action,
             fields: vec![
                 Field::new("name", "Your name", "text", name).autocomplete("name"),
@@ -281,20 +423,38 @@ async fn accept_page(browser: &Browser, token: &str, name: &str, errors: FieldEr
 }
 
 #[handler]
-pub(crate) async fn accept_form(browser: Browser, Query(query): Query<TokenQuery>) -> Result<Response, PageError> {
+pub(crate) async fn accept_form(
+    browser: Browser,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, PageError> {
     accept_page(&browser, &query.token, "", FieldErrors::default()).await
 }
 
 #[handler]
-pub(crate) async fn accept(browser: Browser, Query(query): Query<TokenQuery>, Form(form): Form<AcceptForm>) -> Result<Response, PageError> {
+pub(crate) async fn accept(
+    browser: Browser,
+    Query(query): Query<TokenQuery>,
+    Form(form): Form<AcceptForm>,
+) -> Result<Response, PageError> {
     browser.check_csrf(&form.csrf_token)?;
     let state = &browser.state;
     let signed_in = browser.signed_in().await?;
     let acceptor = match &signed_in {
         Some(me) => Acceptor::Existing(me.user.id),
-        None => Acceptor::New { name: form.name.clone(), password: SecretString::from(form.password.clone()) },
+        None => Acceptor::New {
+            name: form.name.clone(),
+            password: SecretString::from(form.password.clone()),
+        },
     };
-    match team::accept_invitation(&state.db, &state.hasher, state.links.signer(), &query.token, acceptor).await {
+    match team::accept_invitation(
+        &state.db,
+        &state.hasher,
+        state.links.signer(),
+        &query.token,
+        acceptor,
+    )
+    .await
+    {
         Ok((user, tenant)) => {
             // Signed in (a new account) or kept signed in, with the joined tenant active.
             let now = session::now();
@@ -321,7 +481,12 @@ pub(crate) async fn accept(browser: Browser, Query(query): Query<TokenQuery>, Fo
                         session::destroy(&state.kv, old).await?;
                     }
                     let (id, _) = session::create(&state.kv, &data).await?;
-                    cookies.push(crate::browser::set_cookie(state, crate::browser::SESSION_COOKIE, &id, None));
+                    cookies.push(crate::browser::set_cookie(
+                        state,
+                        crate::browser::SESSION_COOKIE,
+                        &id,
+                        None,
+                    ));
                 }
             }
             Ok(redirect("/dashboard", &cookies))
