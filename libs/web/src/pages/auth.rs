@@ -99,9 +99,10 @@ pub(crate) async fn signup(
     match result {
         // A new account and an existing one are answered alike.
         Ok(_) => Ok(redirect("/signup/check-inbox", &[])),
-        Err(error) => match field_error(error)? {
-            errors => Ok(page(&browser, &signup_page(&browser, &form, errors))),
-        },
+        Err(error) => {
+            let errors = field_error(error)?;
+            Ok(page(&browser, &signup_page(&browser, &form, errors)))
+        }
     }
 }
 

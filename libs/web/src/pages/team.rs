@@ -350,12 +350,12 @@ async fn accept_page(
             return Ok(page(
                 browser,
                 &FormPage {
-                    layout: Layout::new(browser, None, "Invitation").error(format!(
-                        "{}",
+                    layout: Layout::new(browser, None, "Invitation").error(
                         field_error(error)?
                             .get("")
                             .unwrap_or("This invitation cannot be used.")
-                    )),
+                            .to_owned(),
+                    ),
                     heading: "This invitation cannot be used".into(),
                     intro: Some("Ask the person who invited you to send it again.".into()),
                     action: "/".into(),
