@@ -19,7 +19,17 @@ async fn the_api_keeps_its_own_spec_under_generated_input() {
     let examples = std::env::var("TENANTKIT_FUZZ_EXAMPLES").unwrap_or_else(|_| "100".to_owned());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("st")
-            .args(["run", &spec, "--checks", "all", "--no-color"])
+            // New passwords must not be common or contain the email: rules no JSON schema can
+            // state, so a schema-valid password may rightly get 422 (positive_data_acceptance).
+            .args([
+                "run",
+                &spec,
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--no-color",
+            ])
             .args(["--max-examples", &examples, "--seed", &seed])
             // schemathesis keeps a cache in its working folder: keep it out of the clone.
             .current_dir(std::env::temp_dir())

@@ -78,6 +78,15 @@ async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_no
                         "{table}"
                     );
                 }
+                // A signed-in user reads their own memberships and tenants (db::UserTx).
+                "member_self_read" if matches!(table, "memberships" | "tenants") => {
+                    assert_eq!(command, "SELECT", "{table}: self-read must be read-only");
+                    let expression = using.as_deref().unwrap_or_default();
+                    assert!(
+                        expression.contains("tenantkit_current_user()"),
+                        "{table}: {expression}"
+                    );
+                }
                 other => panic!("{table}: unexpected policy {other}"),
             }
         }
