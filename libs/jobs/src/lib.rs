@@ -123,3 +123,19 @@ pub async fn retry_later(
         .map_err(|e| JobError::Queue(e.into()))?;
     Ok(())
 }
+
+/// A handler's result, passed through; a failure first schedules the job's next attempt after
+/// its backoff ([`retry_later`]). Every handler ends with this, so retries back off alike.
+pub async fn back_off_on_failure(
+    db: &Database,
+    task: Option<apalis::prelude::TaskId>,
+    attempt: usize,
+    base: std::time::Duration,
+    result: Result<(), apalis::prelude::BoxDynError>,
+) -> Result<(), apalis::prelude::BoxDynError> {
+    if let (Err(error), Some(task)) = (&result, task) {
+        tracing::warn!(%error, attempt, "job failed; will retry after a backoff");
+        retry_later(db, &task.to_string(), attempt, base).await?;
+    }
+    result
+}

@@ -80,17 +80,8 @@ pub async fn deliver_invitation_email(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     let result = deliver(&job, &db, &mailer, &settings).await;
-    if let (Err(error), Some(task)) = (&result, task) {
-        tracing::warn!(%error, attempt = attempt.current(), "invitation email failed; will retry");
-        tenantkit_jobs::retry_later(
-            &db,
-            &task.to_string(),
-            attempt.current(),
-            settings.retry_base,
-        )
-        .await?;
-    }
-    result
+    tenantkit_jobs::back_off_on_failure(&db, task, attempt.current(), settings.retry_base, result)
+        .await
 }
 
 async fn deliver(

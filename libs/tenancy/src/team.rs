@@ -258,6 +258,12 @@ pub enum Acceptor {
     },
 }
 
+/// An acceptor, checked and ready to write.
+enum Joining {
+    Existing(UserId),
+    New(NewUser),
+}
+
 /// Accepts an invitation; returns the member's user id and the tenant they joined.
 pub async fn accept_invitation(
     db: &Database,
@@ -268,7 +274,7 @@ pub async fn accept_invitation(
 ) -> Result<(UserId, TenantId), TenancyError> {
     let invitation = open_invitation(db, signer, token).await?;
     // Validate and hash before opening the writing transaction.
-    let new_user = match acceptor {
+    let joining = match acceptor {
         Acceptor::Existing(user) => {
             let mut tx = db.global().await?;
             let found = tenantkit_accounts::repo::find(tx.conn(), user)
@@ -279,12 +285,12 @@ pub async fn accept_invitation(
                     "this invitation was sent to another address",
                 ));
             }
-            Err(user)
+            Joining::Existing(user)
         }
         Acceptor::New { name, password } => {
             let display_name = DisplayName::parse(&name)?;
             let password = PlainPassword::new_for(password, Some(&invitation.email))?;
-            Ok(NewUser {
+            Joining::New(NewUser {
                 id: UserId::new(),
                 email: Email::parse(&invitation.email)?,
                 display_name,
@@ -298,14 +304,14 @@ pub async fn accept_invitation(
         .await?
         .filter(|i| i.is_open(Utc::now()))
         .ok_or(TokenError::Used)?;
-    let user = match new_user {
-        Ok(new_user) => {
+    let user = match joining {
+        Joining::New(new_user) => {
             // The link arrived at this address: it is verified.
             tenantkit_accounts::repo::insert(tx.conn(), &new_user).await?;
             tenantkit_accounts::repo::mark_email_verified(tx.conn(), new_user.id).await?;
             new_user.id
         }
-        Err(existing) => existing,
+        Joining::Existing(existing) => existing,
     };
     if repo::role_of(&mut tx, user).await?.is_none() {
         repo::add_member(&mut tx, user, locked.role).await?;
