@@ -29,17 +29,30 @@ fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// Who manages keys: owners and admins.
+fn require_manager(actor: Actor) -> Result<(), TenancyError> {
+    if actor.role.can_manage_members() {
+        Ok(())
+    } else {
+        Err(TenancyError::Forbidden(
+            "only owners and admins manage API keys",
+        ))
+    }
+}
+
+/// The tenant's keys, revoked ones included (without their secrets, which are not kept).
+pub async fn list(tx: &mut TenantTx, actor: Actor) -> Result<Vec<ApiKey>, TenancyError> {
+    require_manager(actor)?;
+    Ok(repo::api_keys::list(tx).await?)
+}
+
 pub async fn create(
     tx: &mut TenantTx,
     actor: Actor,
     name: &str,
     role: Role,
 ) -> Result<CreatedApiKey, TenancyError> {
-    if !actor.role.can_manage_members() {
-        return Err(TenancyError::Forbidden(
-            "only owners and admins manage API keys",
-        ));
-    }
+    require_manager(actor)?;
     if role == Role::Owner && actor.role != Role::Owner {
         return Err(TenancyError::Forbidden(
             "only an owner can create an owner key",
@@ -54,10 +67,10 @@ pub async fn create(
     }
     let id = ApiKeyId::new();
     let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    repo::api_keys::insert(tx, id, name, role, &digest(&secret), Some(actor.user)).await?;
-    audit::record(
+    repo::api_keys::insert(tx, id, name, role, &digest(&secret), actor.user()).await?;
+    audit::record_by(
         tx,
-        Some(actor.user),
+        actor,
         "api_key.created",
         json!({ "key_id": id, "role": role }),
     )
@@ -77,21 +90,11 @@ pub async fn create(
 }
 
 pub async fn revoke(tx: &mut TenantTx, actor: Actor, id: ApiKeyId) -> Result<(), TenancyError> {
-    if !actor.role.can_manage_members() {
-        return Err(TenancyError::Forbidden(
-            "only owners and admins manage API keys",
-        ));
-    }
+    require_manager(actor)?;
     if !repo::api_keys::revoke(tx, id).await? {
         return Err(TenancyError::NotFound);
     }
-    audit::record(
-        tx,
-        Some(actor.user),
-        "api_key.revoked",
-        json!({ "key_id": id }),
-    )
-    .await?;
+    audit::record_by(tx, actor, "api_key.revoked", json!({ "key_id": id })).await?;
     Ok(())
 }
 

@@ -4,6 +4,8 @@ use serde_json::Value;
 use tenantkit_db::{DbError, TenantTx};
 use tenantkit_kernel::{AuditEventId, UserId};
 
+use crate::team::{Actor, Principal};
+
 pub async fn record(
     tx: &mut TenantTx,
     actor: Option<UserId>,
@@ -24,4 +26,17 @@ pub async fn record(
     .execute(tx.conn())
     .await?;
     Ok(id)
+}
+
+/// Records what `actor` did; a key's id goes into the detail, as keys are not users.
+pub async fn record_by(
+    tx: &mut TenantTx,
+    actor: Actor,
+    action: &str,
+    mut detail: Value,
+) -> Result<AuditEventId, DbError> {
+    if let (Principal::ApiKey(key), Value::Object(fields)) = (actor.principal, &mut detail) {
+        fields.insert("api_key_id".to_owned(), Value::String(key.to_string()));
+    }
+    record(tx, actor.user(), action, detail).await
 }

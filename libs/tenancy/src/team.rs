@@ -12,21 +12,57 @@ use tenantkit_accounts::{
     tokens::{TokenError, TokenPurpose, TokenSigner},
 };
 use tenantkit_db::{Database, TenantTx};
-use tenantkit_kernel::{InvitationId, Role, TenantId, UserId};
+use tenantkit_kernel::{ApiKeyId, InvitationId, Role, TenantId, UserId};
 
-use crate::{Invitation, TenancyError, audit, emails::InvitationEmail, repo};
+use crate::{Invitation, Member, TenancyError, audit, emails::InvitationEmail, repo};
 
 /// How long an invitation stays open.
 const INVITATION_LIFETIME: chrono::Duration = chrono::Duration::days(7);
 
-/// The member acting, with their role in the transaction's tenant.
+/// Who acts in a tenant: one of its members, or one of its API keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Principal {
+    User(UserId),
+    ApiKey(ApiKeyId),
+}
+
+/// The principal acting, with their role in the transaction's tenant.
 #[derive(Clone, Copy, Debug)]
 pub struct Actor {
-    pub user: UserId,
+    pub principal: Principal,
     pub role: Role,
 }
 
 impl Actor {
+    pub fn member(user: UserId, role: Role) -> Self {
+        Self {
+            principal: Principal::User(user),
+            role,
+        }
+    }
+
+    pub fn api_key(key: ApiKeyId, role: Role) -> Self {
+        Self {
+            principal: Principal::ApiKey(key),
+            role,
+        }
+    }
+
+    /// The acting member, if a member (not a key) acts.
+    pub fn user(&self) -> Option<UserId> {
+        match self.principal {
+            Principal::User(user) => Some(user),
+            Principal::ApiKey(_) => None,
+        }
+    }
+
+    /// Leaving and handing over ownership are a person's acts, never a key's.
+    fn require_person(&self) -> Result<UserId, TenancyError> {
+        self.user().ok_or(TenancyError::Forbidden(
+            "an API key cannot do this; sign in as the member",
+        ))
+    }
+
     fn require_manager(&self) -> Result<(), TenancyError> {
         if self.role.can_manage_members() {
             Ok(())
@@ -46,6 +82,20 @@ impl Actor {
         }
         Ok(())
     }
+}
+
+/// The tenant's members; every member may see who else is in the team.
+pub async fn members(tx: &mut TenantTx) -> Result<Vec<Member>, TenancyError> {
+    Ok(repo::members_with_users(tx).await?)
+}
+
+/// The pending invitations, for those who manage the team.
+pub async fn pending_invitations(
+    tx: &mut TenantTx,
+    actor: Actor,
+) -> Result<Vec<Invitation>, TenancyError> {
+    actor.require_manager()?;
+    Ok(repo::invitations::pending(tx).await?)
 }
 
 /// Invites `email` with `role`, or resends the pending invitation for that address.
@@ -69,21 +119,22 @@ pub async fn invite(
         ));
     }
     let expires_at = Utc::now() + INVITATION_LIFETIME;
-    let id =
-        match repo::invitations::insert(tx, email.as_str(), role, actor.user, expires_at).await? {
-            Some(id) => id,
-            None => {
-                let pending = repo::invitations::pending_for_email(tx, email.as_str())
-                    .await?
-                    .ok_or(TenancyError::NotFound)?;
-                repo::invitations::extend(tx, pending.id, expires_at).await?;
-                pending.id
-            }
-        };
+    let id = match repo::invitations::insert(tx, email.as_str(), role, actor.user(), expires_at)
+        .await?
+    {
+        Some(id) => id,
+        None => {
+            let pending = repo::invitations::pending_for_email(tx, email.as_str())
+                .await?
+                .ok_or(TenancyError::NotFound)?;
+            repo::invitations::extend(tx, pending.id, expires_at).await?;
+            pending.id
+        }
+    };
     InvitationEmail::enqueue(tx, id).await?;
-    audit::record(
+    audit::record_by(
         tx,
-        Some(actor.user),
+        actor,
         "invitation.sent",
         json!({ "invitation_id": id, "role": role }),
     )
@@ -105,9 +156,9 @@ pub async fn resend_invitation(
         return Err(TenancyError::NotFound);
     }
     InvitationEmail::enqueue(tx, id).await?;
-    audit::record(
+    audit::record_by(
         tx,
-        Some(actor.user),
+        actor,
         "invitation.resent",
         json!({ "invitation_id": id }),
     )
@@ -128,9 +179,9 @@ pub async fn revoke_invitation(
     if !repo::invitations::revoke(tx, id).await? {
         return Err(TenancyError::NotFound);
     }
-    audit::record(
+    audit::record_by(
         tx,
-        Some(actor.user),
+        actor,
         "invitation.revoked",
         json!({ "invitation_id": id }),
     )
@@ -154,9 +205,9 @@ pub async fn change_role(
         return Err(TenancyError::LastOwner);
     }
     repo::set_role(tx, member, role).await?;
-    audit::record(
+    audit::record_by(
         tx,
-        Some(actor.user),
+        actor,
         "member.role_changed",
         json!({ "user_id": member, "from": current, "to": role }),
     )
@@ -169,7 +220,7 @@ pub async fn remove_member(
     actor: Actor,
     member: UserId,
 ) -> Result<(), TenancyError> {
-    if member == actor.user {
+    if Some(member) == actor.user() {
         return leave(tx, actor).await;
     }
     actor.require_manager()?;
@@ -181,23 +232,18 @@ pub async fn remove_member(
         return Err(TenancyError::LastOwner);
     }
     repo::remove_member(tx, member).await?;
-    audit::record(
-        tx,
-        Some(actor.user),
-        "member.removed",
-        json!({ "user_id": member }),
-    )
-    .await?;
+    audit::record_by(tx, actor, "member.removed", json!({ "user_id": member })).await?;
     Ok(())
 }
 
 /// The actor leaves the tenant (not as its last owner).
 pub async fn leave(tx: &mut TenantTx, actor: Actor) -> Result<(), TenancyError> {
+    let user = actor.require_person()?;
     if actor.role == Role::Owner && repo::lock_owner_count(tx).await? <= 1 {
         return Err(TenancyError::LastOwner);
     }
-    repo::remove_member(tx, actor.user).await?;
-    audit::record(tx, Some(actor.user), "member.left", json!({})).await?;
+    repo::remove_member(tx, user).await?;
+    audit::record_by(tx, actor, "member.left", json!({})).await?;
     Ok(())
 }
 
@@ -207,12 +253,13 @@ pub async fn transfer_ownership(
     actor: Actor,
     new_owner: UserId,
 ) -> Result<(), TenancyError> {
+    let user = actor.require_person()?;
     if actor.role != Role::Owner {
         return Err(TenancyError::Forbidden(
             "only an owner can transfer ownership",
         ));
     }
-    if new_owner == actor.user {
+    if new_owner == user {
         return Err(TenancyError::invalid("new_owner", "is already the owner"));
     }
     repo::role_of(tx, new_owner)
@@ -220,10 +267,10 @@ pub async fn transfer_ownership(
         .ok_or(TenancyError::NotFound)?;
     repo::lock_owner_count(tx).await?;
     repo::set_role(tx, new_owner, Role::Owner).await?;
-    repo::set_role(tx, actor.user, Role::Admin).await?;
-    audit::record(
+    repo::set_role(tx, user, Role::Admin).await?;
+    audit::record_by(
         tx,
-        Some(actor.user),
+        actor,
         "tenant.ownership_transferred",
         json!({ "to": new_owner }),
     )

@@ -8,6 +8,8 @@ use tenantkit_accounts::AccountError;
 use tenantkit_db::DbError;
 use tenantkit_tenancy::TenancyError;
 
+use crate::pages::PageError;
+
 /// How long a client should wait before retrying while a dependency is down.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
@@ -49,12 +51,18 @@ impl Problem {
     }
 }
 
-#[derive(Debug, ApiResponse)]
+#[derive(Debug, Clone, ApiResponse)]
 #[oai(bad_request_handler = "bad_request")]
 pub enum ApiError {
     /// The request could not be read (malformed JSON, wrong types).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
+    /// No credentials, or credentials that are not valid: send an API key or sign in.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The caller is known but may not do this (their role, a missing CSRF token).
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// Not found — also the answer for another tenant's ids.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -84,6 +92,11 @@ pub enum ApiError {
 /// A request that could not be read, answered with the matching documented status. Used by
 /// poem-openapi for the operations' own errors and by `render_poem_error` for the rest.
 fn bad_request(error: poem::Error) -> ApiError {
+    // A refusal by the API's own extractors (authentication) is already an answer.
+    let error = match error.downcast::<Refused>() {
+        Ok(Refused(answer)) => return answer,
+        Err(error) => error,
+    };
     let detail = error.to_string();
     match error.status() {
         poem::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(Json(
@@ -125,7 +138,33 @@ fn failed_field_rule(detail: &str) -> Option<(&str, String)> {
     Some((field, message))
 }
 
+/// An [`ApiError`] raised by an extractor, carried through poem's error type back to
+/// `bad_request`, which answers with it unchanged.
+#[derive(Debug, thiserror::Error)]
+#[error("refused")]
+pub(crate) struct Refused(pub(crate) ApiError);
+
+impl From<Refused> for poem::Error {
+    fn from(refused: Refused) -> Self {
+        let status = poem::IntoResponse::into_response(refused.0.clone()).status();
+        poem::Error::new(refused, status)
+    }
+}
+
 impl ApiError {
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::Unauthorized(
+            Json(Problem::new(401, "unauthorized", "Unauthorized").detail(detail)),
+            "Bearer".to_owned(),
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden(Json(
+            Problem::new(403, "forbidden", "Forbidden").detail(detail),
+        ))
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         let mut problem = Problem::new(422, "invalid", "Invalid input");
         problem.errors.push(FieldProblem {
@@ -218,9 +257,30 @@ impl From<TenancyError> for ApiError {
             TenancyError::SlugTaken(slug) => {
                 Self::conflict(format!("The address {slug:?} is taken."))
             }
+            TenancyError::NotFound => Self::not_found(),
+            TenancyError::Forbidden(reason) => Self::forbidden(reason),
+            TenancyError::LastOwner => Self::conflict(
+                "The organisation must keep at least one owner: make someone else owner first.",
+            ),
+            TenancyError::Conflict(reason) => Self::conflict(reason),
             TenancyError::Account(account) => account.into(),
             TenancyError::Db(db) => db.into(),
             other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(error: PageError) -> Self {
+        match error {
+            PageError::SignInRequired => Self::unauthorized("Sign in, or send an API key."),
+            PageError::NotFound => Self::not_found(),
+            PageError::Unavailable => Self::unavailable(),
+            PageError::TooMany => Self::too_many_requests(u64::from(RETRY_AFTER_SECS)),
+            PageError::Csrf | PageError::TwoFactorRequired | PageError::Forbidden(_) => {
+                Self::forbidden(error.to_string())
+            }
+            PageError::Internal(_) => Self::internal(&error),
         }
     }
 }

@@ -24,7 +24,7 @@ pub async fn insert(
     tx: &mut TenantTx,
     email: &str,
     role: Role,
-    invited_by: UserId,
+    invited_by: Option<UserId>,
     expires_at: DateTime<Utc>,
 ) -> Result<Option<InvitationId>, DbError> {
     let id = InvitationId::new();
@@ -37,7 +37,7 @@ pub async fn insert(
         id.as_uuid(),
         email,
         role.as_str(),
-        invited_by.as_uuid(),
+        invited_by.map(|u| u.as_uuid()),
         expires_at
     )
     .execute(tx.conn())

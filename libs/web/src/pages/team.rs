@@ -47,10 +47,7 @@ async fn member(
         return Err(PageError::TwoFactorRequired);
     }
     let tenant = me.tenant.clone().ok_or(PageError::NotFound)?;
-    let actor = Actor {
-        user: me.user.id,
-        role: tenant.role,
-    };
+    let actor = Actor::member(me.user.id, tenant.role);
     Ok((me, actor, tenant.id))
 }
 
