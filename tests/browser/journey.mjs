@@ -108,9 +108,11 @@ await journey('customer journey', async (browser) => {
 
   await step('the landing page links to sign-up and log-in', async () => {
     await page.goto(url('/'));
-    await expectVisible(link(page, 'Log in'));
+    const main = page.getByRole('main');
+    await expectVisible(link(main, 'Log in'));
+    await expectVisible(link(page.getByRole('navigation'), 'Log in'));
     await shot(page, 'landing');
-    await link(page, 'Sign up').click();
+    await link(main, 'Sign up').click();
     await expectPath(page, '/signup');
     await shot(page, 'signup');
   });
@@ -161,7 +163,7 @@ await journey('customer journey', async (browser) => {
 
   await step('log out, then log in with "Remember me"', async () => {
     await logOut(page);
-    await link(page, 'Log in').click();
+    await link(page.getByRole('main'), 'Log in').click();
     await expectPath(page, '/login');
     await fillLogin(page, owner.email, owner.password, { remember: true });
     await expectPath(page, '/dashboard');

@@ -15,7 +15,8 @@ use tenantkit_accounts::{
 use tenantkit_tenancy::{SignUp, TenancyError, onboarding};
 
 use super::{
-    Field, FieldErrors, FormPage, Layout, MessagePage, PageError, page, redirect, safe_next,
+    DoneQuery, Field, FieldErrors, FormPage, Layout, MessagePage, PageError, page, redirect,
+    redirect_with_notice, safe_next,
 };
 use crate::{
     browser::{Browser, SESSION_COOKIE, set_cookie},
@@ -227,6 +228,8 @@ pub(crate) struct LoginForm {
 #[derive(Deserialize)]
 pub(crate) struct NextQuery {
     next: Option<String>,
+    #[serde(default)]
+    done: String,
 }
 
 fn login_page(browser: &Browser, form: &LoginForm, errors: FieldErrors) -> FormPage {
@@ -263,14 +266,16 @@ fn login_page(browser: &Browser, form: &LoginForm, errors: FieldErrors) -> FormP
 
 #[handler]
 pub(crate) async fn login_form(browser: Browser, Query(query): Query<NextQuery>) -> Response {
+    let notice = DoneQuery { done: query.done }.notice();
     let form = LoginForm {
         next: query.next,
         ..LoginForm::default()
     };
-    page(
-        &browser,
-        &login_page(&browser, &form, FieldErrors::default()),
-    )
+    let mut view = login_page(&browser, &form, FieldErrors::default());
+    if let Some(notice) = notice {
+        view = view.notice(notice);
+    }
+    page(&browser, &view)
 }
 
 #[handler]
@@ -327,7 +332,7 @@ pub(crate) async fn login(
             return Ok(page(&browser, &login_page(&browser, &form, errors)));
         }
         SignInOutcome::Refused => {
-            let errors = FieldErrors::one("password", "The email or password is not correct.");
+            let errors = FieldErrors::one("", "The email or password is not correct.");
             return Ok(page(&browser, &login_page(&browser, &form, errors)));
         }
     };
@@ -565,11 +570,7 @@ pub(crate) async fn reset(
         Ok(user) => {
             // A new password ends every session.
             session::end_all_others(&state.kv, user, None).await?;
-            Ok(page(
-                &browser,
-                &login_page(&browser, &LoginForm::default(), FieldErrors::default())
-                    .notice("Your password was changed. Log in with the new one."),
-            ))
+            Ok(redirect_with_notice("/login", "password-reset"))
         }
         Err(AccountError::Invalid { field, message }) => Ok(page(
             &browser,

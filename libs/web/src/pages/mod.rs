@@ -7,6 +7,7 @@ mod team;
 
 use askama::Template;
 use poem::{IntoResponse, Response, Route, get, handler, http::StatusCode, post};
+use serde::Deserialize;
 use tenantkit_accounts::AccountError;
 use tenantkit_db::DbError;
 use tenantkit_tenancy::TenancyError;
@@ -266,6 +267,46 @@ pub(crate) fn redirect(location: &str, cookies: &[String]) -> Response {
         }
     }
     response
+}
+
+/// What a page says after a successful change redirected to it (post/redirect/get: a reload
+/// does not repeat the change). The query names the text by key, so no text taken from a URL
+/// is ever shown.
+const NOTICES: [(&str, &str); 7] = [
+    ("invited", "Invitation sent."),
+    ("resent", "Invitation sent again."),
+    ("revoked", "Invitation revoked."),
+    ("role-changed", "Role changed."),
+    ("removed", "Member removed."),
+    ("transferred", "Ownership transferred."),
+    (
+        "password-reset",
+        "Your password was changed. Log in with the new one.",
+    ),
+];
+
+/// Redirects to `path` (without a query) showing the notice named `key` from [`NOTICES`].
+pub(crate) fn redirect_with_notice(path: &str, key: &'static str) -> Response {
+    debug_assert!(
+        NOTICES.iter().any(|(k, _)| *k == key),
+        "unknown notice {key}"
+    );
+    redirect(&format!("{path}?done={key}"), &[])
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct DoneQuery {
+    #[serde(default)]
+    done: String,
+}
+
+impl DoneQuery {
+    pub(crate) fn notice(&self) -> Option<&'static str> {
+        NOTICES
+            .iter()
+            .find(|(key, _)| *key == self.done)
+            .map(|(_, text)| *text)
+    }
 }
 
 /// A local path to go back to after signing in; anything else (another host, `//evil`,

@@ -14,9 +14,9 @@ use tenantkit_tenancy::{
 };
 
 use super::{
-    Field, FieldErrors, FormPage, Layout, PageError,
+    DoneQuery, Field, FieldErrors, FormPage, Layout, PageError,
     auth::{CsrfOnly, field_error},
-    page, redirect,
+    page, redirect, redirect_with_notice,
 };
 use crate::{
     browser::{Browser, SignedIn},
@@ -94,16 +94,24 @@ async fn team_page(
     ))
 }
 
-#[handler]
-pub(crate) async fn team_members(browser: Browser) -> Result<Response, PageError> {
-    team_page(&browser, "", FieldErrors::default(), None).await
+fn done(notice: &'static str) -> Response {
+    redirect_with_notice("/team", notice)
 }
 
-/// Runs a team change in the active tenant's transaction and shows the team page again.
+#[handler]
+pub(crate) async fn team_members(
+    browser: Browser,
+    Query(query): Query<DoneQuery>,
+) -> Result<Response, PageError> {
+    team_page(&browser, "", FieldErrors::default(), query.notice()).await
+}
+
+/// Runs a team change in the active tenant's transaction; on success, back to the team page
+/// with the `notice` (see [`redirect_with_notice`]), else the team page with the error.
 async fn change(
     browser: &Browser,
     csrf_token: &str,
-    done: &str,
+    notice: &'static str,
     action: impl AsyncFnOnce(&mut tenantkit_db::TenantTx, Actor) -> Result<(), TenancyError>,
 ) -> Result<Response, PageError> {
     browser.check_csrf(csrf_token)?;
@@ -112,7 +120,7 @@ async fn change(
     match action(&mut tx, actor).await {
         Ok(()) => {
             tx.commit().await?;
-            team_page(browser, "", FieldErrors::default(), Some(done)).await
+            Ok(done(notice))
         }
         Err(TenancyError::LastOwner) => {
             team_page(
@@ -160,13 +168,7 @@ pub(crate) async fn invite(
     match team::invite(&mut tx, actor, &form.email, role).await {
         Ok(_) => {
             tx.commit().await?;
-            team_page(
-                &browser,
-                "",
-                FieldErrors::default(),
-                Some("Invitation sent."),
-            )
-            .await
+            Ok(done("invited"))
         }
         Err(TenancyError::Forbidden(message)) => {
             team_page(&browser, &form.email, FieldErrors::one("", message), None).await
@@ -190,12 +192,9 @@ pub(crate) async fn resend(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
     let id = invitation_id(&id)?;
-    change(
-        &browser,
-        &form.csrf_token,
-        "Invitation sent again.",
-        async |tx, actor| team::resend_invitation(tx, actor, id).await,
-    )
+    change(&browser, &form.csrf_token, "resent", async |tx, actor| {
+        team::resend_invitation(tx, actor, id).await
+    })
     .await
 }
 
@@ -206,12 +205,9 @@ pub(crate) async fn revoke(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
     let id = invitation_id(&id)?;
-    change(
-        &browser,
-        &form.csrf_token,
-        "Invitation revoked.",
-        async |tx, actor| team::revoke_invitation(tx, actor, id).await,
-    )
+    change(&browser, &form.csrf_token, "revoked", async |tx, actor| {
+        team::revoke_invitation(tx, actor, id).await
+    })
     .await
 }
 
@@ -234,7 +230,7 @@ pub(crate) async fn change_role(
     change(
         &browser,
         &form.csrf_token,
-        "Role changed.",
+        "role-changed",
         async |tx, actor| team::change_role(tx, actor, user, role).await,
     )
     .await
@@ -247,12 +243,9 @@ pub(crate) async fn remove(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
     let user = user_id(&id)?;
-    change(
-        &browser,
-        &form.csrf_token,
-        "Member removed.",
-        async |tx, actor| team::remove_member(tx, actor, user).await,
-    )
+    change(&browser, &form.csrf_token, "removed", async |tx, actor| {
+        team::remove_member(tx, actor, user).await
+    })
     .await
 }
 
@@ -305,7 +298,7 @@ pub(crate) async fn transfer(
     change(
         &browser,
         &form.csrf_token,
-        "Ownership transferred.",
+        "transferred",
         async |tx, actor| team::transfer_ownership(tx, actor, user).await,
     )
     .await
