@@ -2,9 +2,11 @@
 //! real Redis (a key prefix per test), a real SMTP server, and the real application on a
 //! random port. `scripts/test` starts the services and exports where they are.
 
+pub mod api;
 pub mod browser;
 pub mod mail;
 pub mod process;
+pub mod web_client;
 pub mod worker;
 
 use std::{net::SocketAddr, time::Duration};
@@ -108,6 +110,9 @@ pub fn settings_for(db: &TestDb, overrides: &[(&str, &str)]) -> Settings {
     Settings::load_from(figment).expect("valid test settings")
 }
 
+/// The password [`TestApp::sign_up`] gives each owner.
+pub const OWNER_PASSWORD: &str = "correct horse battery staple";
+
 /// The real application, served on a random port until dropped.
 pub struct TestApp {
     pub address: SocketAddr,
@@ -178,7 +183,7 @@ impl TestApp {
                     "organisation": organisation,
                     "name": "Owner",
                     "email": email,
-                    "password": "correct horse battery staple",
+                    "password": OWNER_PASSWORD,
                 }),
             )
             .await;

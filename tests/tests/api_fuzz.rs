@@ -4,7 +4,12 @@
 
 use std::process::Command;
 
-use tenantkit_tests::{TestApp, TestDb, settings_for};
+use tenantkit_kernel::Role;
+use tenantkit_tests::{
+    TestApp, TestDb,
+    api::{key, org},
+    settings_for,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_keeps_its_own_spec_under_generated_input() {
@@ -12,6 +17,13 @@ async fn the_api_keeps_its_own_spec_under_generated_input() {
     let db = TestDb::new().await;
     let settings = settings_for(&db, &[("rate_limit.signups_per_hour", "1000000")]);
     let app = TestApp::spawn_with(db, settings).await;
+    // Authenticated as an owner key, so operations get past authentication; schemathesis
+    // also checks that each refuses the request without it (ignored_auth).
+    let acme = org(&app, "Acme").await;
+    let authorization = format!(
+        "Authorization: Bearer {}",
+        key(&app, &acme, Role::Owner).await
+    );
     let spec = app.url("/api/openapi.json");
     // A fixed seed keeps CI reproducible; set TENANTKIT_FUZZ_SEED to explore other inputs
     // (and TENANTKIT_FUZZ_EXAMPLES for more of them).
@@ -29,6 +41,8 @@ async fn the_api_keeps_its_own_spec_under_generated_input() {
                 "--exclude-checks",
                 "positive_data_acceptance",
                 "--no-color",
+                "--header",
+                &authorization,
             ])
             .args(["--max-examples", &examples, "--seed", &seed])
             // schemathesis keeps a cache in its working folder: keep it out of the clone.

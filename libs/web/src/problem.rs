@@ -51,7 +51,7 @@ impl Problem {
     }
 }
 
-#[derive(Debug, Clone, ApiResponse)]
+#[derive(Debug, ApiResponse)]
 #[oai(bad_request_handler = "bad_request")]
 pub enum ApiError {
     /// The request could not be read (malformed JSON, wrong types).
@@ -92,11 +92,6 @@ pub enum ApiError {
 /// A request that could not be read, answered with the matching documented status. Used by
 /// poem-openapi for the operations' own errors and by `render_poem_error` for the rest.
 fn bad_request(error: poem::Error) -> ApiError {
-    // A refusal by the API's own extractors (authentication) is already an answer.
-    let error = match error.downcast::<Refused>() {
-        Ok(Refused(answer)) => return answer,
-        Err(error) => error,
-    };
     let detail = error.to_string();
     match error.status() {
         poem::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(Json(
@@ -136,19 +131,6 @@ fn failed_field_rule(detail: &str) -> Option<(&str, String)> {
         format!("is invalid ({rule})")
     };
     Some((field, message))
-}
-
-/// An [`ApiError`] raised by an extractor, carried through poem's error type back to
-/// `bad_request`, which answers with it unchanged.
-#[derive(Debug, thiserror::Error)]
-#[error("refused")]
-pub(crate) struct Refused(pub(crate) ApiError);
-
-impl From<Refused> for poem::Error {
-    fn from(refused: Refused) -> Self {
-        let status = poem::IntoResponse::into_response(refused.0.clone()).status();
-        poem::Error::new(refused, status)
-    }
 }
 
 impl ApiError {

@@ -16,6 +16,7 @@ struct Me {
     id: Uuid,
     email: String,
     name: String,
+    #[oai(skip_serializing_if_is_none)]
     email_verified_at: Option<DateTime<Utc>>,
     two_factor_enabled: bool,
     is_platform_admin: bool,

@@ -20,7 +20,6 @@ use tenantkit_tenancy::{
 use crate::{
     ApiError, AppState,
     browser::{Browser, SignedIn},
-    problem::Refused,
 };
 
 /// The header cookie-authenticated clients put the CSRF token in.
@@ -175,6 +174,7 @@ impl<'a> ApiExtractor<'a> for Caller {
             },
             None => Self::from_session(req, body).await,
         };
-        caller.map_err(|error| Refused(error).into())
+        // A complete problem+json answer, passed through as it is (see render_poem_error).
+        caller.map_err(poem::Error::from)
     }
 }

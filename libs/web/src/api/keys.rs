@@ -18,10 +18,13 @@ struct ApiKeyView {
     id: Uuid,
     name: String,
     role: ApiRole,
+    #[oai(skip_serializing_if_is_none)]
     created_by: Option<Uuid>,
     created_at: DateTime<Utc>,
     /// Updated at most once a minute.
+    #[oai(skip_serializing_if_is_none)]
     last_used_at: Option<DateTime<Utc>>,
+    #[oai(skip_serializing_if_is_none)]
     revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -77,10 +80,10 @@ enum Revoked {
     NoContent,
 }
 
-#[OpenApi(prefix_path = "/tenants/:tenant_id/api-keys", tag = "ApiTags::ApiKeys")]
+#[OpenApi(tag = "ApiTags::ApiKeys")]
 impl ApiKeysApi {
     /// The organisation's keys, revoked ones included (owners and admins).
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/tenants/:tenant_id/api-keys", method = "get")]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -98,7 +101,7 @@ impl ApiKeysApi {
     }
 
     /// Create a key (owners and admins; only owners create owner keys).
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/tenants/:tenant_id/api-keys", method = "post")]
     async fn create(
         &self,
         state: Data<&AppState>,
@@ -121,7 +124,7 @@ impl ApiKeysApi {
     }
 
     /// Revoke a key: it stops working at once.
-    #[oai(path = "/:key_id", method = "delete")]
+    #[oai(path = "/tenants/:tenant_id/api-keys/:key_id", method = "delete")]
     async fn revoke(
         &self,
         state: Data<&AppState>,

@@ -39,6 +39,7 @@ struct InvitationView {
     id: Uuid,
     email: String,
     role: ApiRole,
+    #[oai(skip_serializing_if_is_none)]
     invited_by: Option<Uuid>,
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
@@ -117,10 +118,10 @@ enum Resent {
     Accepted,
 }
 
-#[OpenApi(prefix_path = "/tenants/:tenant_id", tag = "ApiTags::Team")]
+#[OpenApi(tag = "ApiTags::Team")]
 impl TeamApi {
     /// The organisation's members and their roles.
-    #[oai(path = "/members", method = "get")]
+    #[oai(path = "/tenants/:tenant_id/members", method = "get")]
     async fn members(
         &self,
         state: Data<&AppState>,
@@ -139,7 +140,7 @@ impl TeamApi {
 
     /// Change a member's role. Only owners grant or take away ownership; the last owner
     /// keeps it (409).
-    #[oai(path = "/members/:user_id", method = "patch")]
+    #[oai(path = "/tenants/:tenant_id/members/:user_id", method = "patch")]
     async fn change_role(
         &self,
         state: Data<&AppState>,
@@ -163,7 +164,7 @@ impl TeamApi {
     }
 
     /// Remove a member. Removing yourself is leaving; the last owner can do neither (409).
-    #[oai(path = "/members/:user_id", method = "delete")]
+    #[oai(path = "/tenants/:tenant_id/members/:user_id", method = "delete")]
     async fn remove_member(
         &self,
         state: Data<&AppState>,
@@ -180,7 +181,7 @@ impl TeamApi {
     }
 
     /// Hand ownership to another member; the caller (an owner, signed in) becomes admin.
-    #[oai(path = "/ownership", method = "post")]
+    #[oai(path = "/tenants/:tenant_id/ownership", method = "post")]
     async fn transfer_ownership(
         &self,
         state: Data<&AppState>,
@@ -197,7 +198,7 @@ impl TeamApi {
     }
 
     /// Pending invitations (owners and admins).
-    #[oai(path = "/invitations", method = "get")]
+    #[oai(path = "/tenants/:tenant_id/invitations", method = "get")]
     async fn invitations(
         &self,
         state: Data<&AppState>,
@@ -216,7 +217,7 @@ impl TeamApi {
 
     /// Invite someone by email with a role; an address with a pending invitation gets it
     /// again. The email goes out through the job queue.
-    #[oai(path = "/invitations", method = "post")]
+    #[oai(path = "/tenants/:tenant_id/invitations", method = "post")]
     async fn invite(
         &self,
         state: Data<&AppState>,
@@ -238,7 +239,10 @@ impl TeamApi {
     }
 
     /// Send a pending invitation again.
-    #[oai(path = "/invitations/:invitation_id/resend", method = "post")]
+    #[oai(
+        path = "/tenants/:tenant_id/invitations/:invitation_id/resend",
+        method = "post"
+    )]
     async fn resend_invitation(
         &self,
         state: Data<&AppState>,
@@ -255,7 +259,10 @@ impl TeamApi {
     }
 
     /// Revoke a pending invitation: its link stops working.
-    #[oai(path = "/invitations/:invitation_id", method = "delete")]
+    #[oai(
+        path = "/tenants/:tenant_id/invitations/:invitation_id",
+        method = "delete"
+    )]
     async fn revoke_invitation(
         &self,
         state: Data<&AppState>,

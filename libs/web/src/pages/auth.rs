@@ -306,7 +306,12 @@ pub(crate) async fn login(
             .is_err()
     {
         let errors = FieldErrors::one("", "Too many attempts. Wait a few minutes and try again.");
-        return Ok(page(&browser, &login_page(&browser, &form, errors)));
+        // A 429 like every other "too many": clients, monitoring and tests can tell it apart.
+        return Ok(super::page_with_status(
+            &browser,
+            poem::http::StatusCode::TOO_MANY_REQUESTS,
+            &login_page(&browser, &form, errors),
+        ));
     }
     let remember = form.remember.as_deref() == Some("on");
     let outcome = sign_in::sign_in(
