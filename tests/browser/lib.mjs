@@ -567,3 +567,31 @@ export function totp(base32Secret, seconds = Date.now() / 1000, { digits = 6 } =
   const binary = (mac.readUInt32BE(offset) & 0x7fffffff) % 10 ** digits;
   return String(binary).padStart(digits, '0');
 }
+
+// ---------------------------------------------------------------------------------------------
+// More assertions (appended for tests/browser/team.mjs; generic)
+
+/** Waits until `locator` matches no visible element (none at all, or only hidden ones). */
+export async function expectHidden(locator, { timeoutMs = 15_000 } = {}) {
+  await until(
+    async () => {
+      const count = await locator.count();
+      for (let i = 0; i < count; i++) {
+        if (await locator.nth(i).isVisible()) return false;
+      }
+      return true;
+    },
+    async () => `expected ${locator} to match no visible element; it matched ${await locator.count().catch(() => '?')}`,
+    { timeoutMs },
+  );
+}
+
+/** Waits until no element matched by `locator` has text containing `text`. */
+export async function expectNoText(locator, text, { timeoutMs = 15_000 } = {}) {
+  await until(
+    async () => (await locator.allInnerTexts()).every((t) => !t.includes(text)),
+    async () =>
+      `expected ${locator} not to contain ${JSON.stringify(text)}, saw ${JSON.stringify(await locator.allInnerTexts().catch(() => []))}`,
+    { timeoutMs },
+  );
+}

@@ -49,3 +49,11 @@ async fn the_browser_harness_works() {
 async fn a_customer_signs_up_invites_a_teammate_and_secures_the_account() {
     journey("journey.mjs").await;
 }
+
+/// Two organisations and a person in both: invite an existing user, switch tenants, resend and
+/// revoke an invitation, remove a member, transfer ownership and leave, revoke a session,
+/// change the password and the email address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_organisations_share_a_member_who_switches_between_them() {
+    journey("team.mjs").await;
+}

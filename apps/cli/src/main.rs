@@ -50,6 +50,15 @@ enum Command {
     },
     /// Report configuration that is unfit for production; exits 1 when any problem is found.
     Check,
+    /// Time one password hash (argon2id, the production parameters) on this machine, and the
+    /// logins per second it allows: one hash per core at a time.
+    HashTime {
+        /// Hashes to time; the median is reported.
+        #[arg(long, default_value_t = 9)]
+        samples: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -64,6 +73,7 @@ async fn main() -> ExitCode {
             None => ExitCode::from(2),
         },
         Command::Check => check(),
+        Command::HashTime { samples, json } => hash_time(samples.max(1), json),
         command => match Settings::load_or_report() {
             Some(settings) => {
                 let db = match Database::connect_lazy(&settings.database) {
@@ -78,12 +88,40 @@ async fn main() -> ExitCode {
                         if_missing,
                     } => create_admin(&db, &email, &name, password, if_missing).await,
                     Command::Admins { json } => list_admins(&db, json).await,
-                    Command::Migrate { .. } | Command::Check => unreachable!("handled above"),
+                    Command::Migrate { .. } | Command::Check | Command::HashTime { .. } => {
+                        unreachable!("handled above")
+                    }
                 }
             }
             None => ExitCode::from(2),
         },
     }
+}
+
+fn hash_time(samples: usize, json: bool) -> ExitCode {
+    let mut times: Vec<f64> = (0..samples)
+        .map(|_| PasswordHasher::time_one_hash().as_secs_f64() * 1000.0)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let median_ms = times[times.len() / 2];
+    let cores = PasswordHasher::concurrency();
+    let ceiling = cores as f64 * 1000.0 / median_ms;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "hash_ms": median_ms,
+                "cores": cores,
+                "ceiling_logins_per_sec": ceiling,
+            })
+        );
+    } else {
+        println!(
+            "one hash: {median_ms:.1} ms (median of {samples}); {cores} at a time: \
+             at most {ceiling:.0} logins/s"
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(message: &str) -> ExitCode {

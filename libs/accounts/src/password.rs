@@ -103,9 +103,8 @@ pub struct PasswordHasher {
 
 impl Default for PasswordHasher {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: Arc::new(Semaphore::new(Self::concurrency())),
         }
     }
 }
@@ -123,6 +122,19 @@ fn argon2() -> Argon2<'static> {
 }
 
 impl PasswordHasher {
+    /// How many hashes run at once: one per core.
+    pub fn concurrency() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+
+    /// The time of one hash with the production parameters, on this thread: what a login
+    /// costs, and so (with [`Self::concurrency`]) the ceiling of logins per second.
+    pub fn time_one_hash() -> std::time::Duration {
+        let started = std::time::Instant::now();
+        let _ = argon2().hash_password(b"a password of ordinary length");
+        started.elapsed()
+    }
+
     pub async fn hash(&self, password: PlainPassword) -> Result<String, AccountError> {
         self.off_the_executor(move || {
             argon2()

@@ -22,6 +22,9 @@ pub enum TenancyError {
     LastOwner,
     #[error("{0}")]
     Conflict(&'static str),
+    /// The invitation was withdrawn by the organisation.
+    #[error("this invitation was withdrawn")]
+    InvitationRevoked,
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]

@@ -14,7 +14,9 @@ use tenantkit_accounts::{
 use tenantkit_db::{Database, TenantTx};
 use tenantkit_kernel::{ApiKeyId, InvitationId, Role, TenantId, UserId};
 
-use crate::{Invitation, Member, TenancyError, audit, emails::InvitationEmail, repo};
+use crate::{
+    Invitation, InvitationStatus, Member, TenancyError, audit, emails::InvitationEmail, repo,
+};
 
 /// How long an invitation stays open.
 const INVITATION_LIFETIME: chrono::Duration = chrono::Duration::days(7);
@@ -291,7 +293,11 @@ pub async fn open_invitation(
         .await?
         .ok_or(TokenError::Invalid)?;
     if !invitation.is_open(Utc::now()) {
-        return Err(TokenError::Used.into());
+        return Err(match invitation.status {
+            InvitationStatus::Pending => TokenError::Expired.into(),
+            InvitationStatus::Accepted => TokenError::Used.into(),
+            InvitationStatus::Revoked => TenancyError::InvitationRevoked,
+        });
     }
     Ok(invitation)
 }

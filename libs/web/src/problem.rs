@@ -245,6 +245,7 @@ impl From<TenancyError> for ApiError {
                 "The organisation must keep at least one owner: make someone else owner first.",
             ),
             TenancyError::Conflict(reason) => Self::conflict(reason),
+            TenancyError::InvitationRevoked => Self::not_found(),
             TenancyError::Account(account) => account.into(),
             TenancyError::Db(db) => db.into(),
             other => Self::internal(&other),
@@ -308,12 +309,12 @@ pub(crate) fn render_poem_error(request_path: &str, error: poem::Error) -> poem:
     }
 }
 
-/// A minimal, self-contained error page (no scripts, no external assets).
+/// A minimal error page with the site's stylesheet (no inline style: the CSP forbids it).
 fn error_page(status: u16, title: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;color:#222}}</style></head>\
-         <body><h1>{status} {title}</h1><p><a href=\"/\">Back to the start page</a></p></body></html>"
+         <link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
+         <body><main><h1>{status} {title}</h1><p><a href=\"/\">Back to the start page</a></p></main></body></html>"
     )
 }
 

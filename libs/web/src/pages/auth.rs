@@ -121,6 +121,10 @@ pub(crate) fn field_error(error: TenancyError) -> Result<FieldErrors, PageError>
         TenancyError::Account(AccountError::Token(error)) => {
             Ok(FieldErrors::one("", format!("{error}. Ask for a new one.")))
         }
+        TenancyError::InvitationRevoked => Ok(FieldErrors::one(
+            "",
+            "This invitation was withdrawn by the organisation.",
+        )),
         other => Err(other.into()),
     }
 }

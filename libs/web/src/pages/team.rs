@@ -14,7 +14,7 @@ use tenantkit_tenancy::{
 };
 
 use super::{
-    DoneQuery, Field, FieldErrors, FormPage, Layout, PageError,
+    DoneQuery, Field, FieldErrors, FormPage, Layout, MessagePage, PageError,
     auth::{CsrfOnly, field_error},
     page, redirect, redirect_with_notice,
 };
@@ -337,21 +337,17 @@ async fn accept_page(
     let invitation = match team::open_invitation(&state.db, state.links.signer(), token).await {
         Ok(invitation) => invitation,
         Err(error) => {
+            let reason = field_error(error)?
+                .get("")
+                .unwrap_or("This invitation cannot be used.")
+                .to_owned();
             return Ok(page(
                 browser,
-                &FormPage {
-                    layout: Layout::new(browser, None, "Invitation").error(
-                        field_error(error)?
-                            .get("")
-                            .unwrap_or("This invitation cannot be used.")
-                            .to_owned(),
-                    ),
+                &MessagePage {
+                    layout: Layout::new(browser, None, "Invitation").error(reason),
                     heading: "This invitation cannot be used".into(),
-                    intro: Some("Ask the person who invited you to send it again.".into()),
-                    action: "/".into(),
-                    fields: vec![],
-                    submit: "Back",
-                    links: vec![],
+                    paragraphs: vec!["Ask the person who invited you to send it again.".into()],
+                    links: vec![("/".into(), "Back to the start page".into())],
                 },
             ));
         }
@@ -373,25 +369,25 @@ async fn accept_page(
             submit: "Accept invitation",
             links: vec![],
         },
-        (_, Some(_)) => FormPage {
-            layout: Layout::new(browser, signed_in.as_ref(), "Invitation"),
-            heading,
-            intro: Some(format!(
-                "{} already has an account: log in with it to accept.",
-                invitation.email
-            )),
-            action: "/".into(),
-            fields: vec![],
-            submit: "Back",
-            links: vec![(
-                format!(
-                    "/login?next={}",
-                    url::form_urlencoded::byte_serialize(accept_action(token).as_bytes())
-                        .collect::<String>()
-                ),
-                "Log in".into(),
-            )],
-        },
+        (_, Some(_)) => {
+            let login = format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(accept_action(token).as_bytes())
+                    .collect::<String>()
+            );
+            return Ok(page(
+                browser,
+                &MessagePage {
+                    layout: Layout::new(browser, signed_in.as_ref(), "Invitation"),
+                    heading,
+                    paragraphs: vec![format!(
+                        "{} already has an account: log in with it to accept.",
+                        invitation.email
+                    )],
+                    links: vec![(login, "Log in".into())],
+                },
+            ));
+        }
         (_, None) => FormPage {
             layout: Layout::new(browser, None, "Invitation"),
             heading,
