@@ -2,6 +2,7 @@
 //! real Redis (a key prefix per test), a real SMTP server, and the real application on a
 //! random port. `scripts/test` starts the services and exports where they are.
 
+pub mod account_flows;
 pub mod api;
 pub mod browser;
 pub mod mail;

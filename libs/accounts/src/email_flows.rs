@@ -31,6 +31,7 @@ pub async fn resend_verification(db: &Database, user: UserId) -> Result<(), Acco
 }
 
 /// Checks a verification link and uses it, inside the caller's transaction; returns the user.
+/// A link for an address already verified counts as used.
 /// The caller commits (and may queue the welcome email in the same transaction).
 pub async fn verify_email(
     conn: &mut tenantkit_db::PgConnection,
@@ -43,7 +44,11 @@ pub async fn verify_email(
         .filter(|u| u.stamp() == claims.stamp)
         .ok_or(TokenError::Invalid)?;
     tokens::consume(conn, &claims).await?;
-    repo::mark_email_verified(conn, user.id).await?;
+    // Any other verification link still in the inbox dies with the first one opened: the
+    // address is verified once (and welcomed once).
+    if !repo::mark_email_verified(conn, user.id).await? {
+        return Err(TokenError::Used.into());
+    }
     Ok(user)
 }
 

@@ -170,7 +170,7 @@ impl PasswordHasher {
             || Params::try_from(&parsed).ok() != Some(current)
     }
 
-    /// Runs `work` on the blocking pool once a core is free.
+    /// Runs `work` on the hashing threads once one is free.
     async fn off_the_executor<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
@@ -180,10 +180,55 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|e| AccountError::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
+        let (done, result) = tokio::sync::oneshot::channel();
+        hashing_threads()
+            .lock()
+            .map_err(|e| AccountError::Hashing(e.to_string()))?
+            .send(Box::new(move || {
+                let _ = done.send(work());
+            }))
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
+        result
             .await
             .map_err(|e| AccountError::Hashing(e.to_string()))?
     }
+}
+
+type HashingWork = Box<dyn FnOnce() + Send>;
+
+/// One thread per core, at the lowest scheduling priority: a login may take all the CPU the
+/// requests leave, never the CPU they need, so cheap requests stay fast while logins saturate
+/// the cores (measured by `scripts/bench`). They start with the first hash.
+fn hashing_threads() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<HashingWork>> {
+    static THREADS: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<HashingWork>>> =
+        std::sync::OnceLock::new();
+    THREADS.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel::<HashingWork>();
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        for n in 0..PasswordHasher::concurrency() {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-hash-{n}"))
+                .spawn(move || {
+                    if let Err(error) = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Min,
+                    ) {
+                        tracing::warn!(?error, "password hashing runs at normal priority");
+                    }
+                    loop {
+                        let next = receiver.lock().map(|r| r.recv());
+                        match next {
+                            Ok(Ok(work)) => work(),
+                            _ => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password hashing thread");
+            }
+        }
+        std::sync::Mutex::new(sender)
+    })
 }
 
 #[cfg(test)]

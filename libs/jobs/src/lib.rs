@@ -73,9 +73,20 @@ async fn push<J: Job>(conn: &mut PgConnection, job: &J) -> Result<(), JobError> 
     Ok(())
 }
 
+/// How often a worker reports it is alive; each report also looks for due jobs, so a job whose
+/// notification was missed (or whose retry time came) waits at most this long.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Heartbeats missed before a worker's jobs are taken over: 30 s of silence.
+const MISSED_HEARTBEATS: usize = 15;
+
 /// The storage a worker polls for `J`.
 pub fn storage<J: Job>(db: &Database) -> PostgresStorage<J> {
-    PostgresStorage::new(db.infrastructure_pool()).with_config(Config::default().queue(J::QUEUE))
+    PostgresStorage::new(db.infrastructure_pool()).with_config(
+        Config::default()
+            .queue(J::QUEUE)
+            .heartbeat_interval(HEARTBEAT)
+            .missed_heartbeats(MISSED_HEARTBEATS),
+    )
 }
 
 /// Puts the jobs `worker` still holds in `queue` back to pending, so another worker takes
