@@ -11,7 +11,6 @@ import {
   expectValue,
   expectVisible,
   journey,
-  linkFrom,
   newPage,
   shot,
   step,
@@ -21,7 +20,11 @@ import {
   unique,
   until,
   url,
-  waitForMessage,
+  button,
+  emailLinks,
+  field,
+  heading,
+  link,
 } from './lib.mjs';
 
 const run = unique();
@@ -29,20 +32,9 @@ const organisation = `Journey Labs ${run}`;
 const owner = { name: 'Olivia Owner', email: `owner-${run}@journey.test`, password: `correct horse battery staple ${run}` };
 const teammate = { name: 'Theo Teammate', email: `teammate-${run}@journey.test`, password: `tr0ub4dor and 3 ${run}` };
 const teammateNewPassword = `a brand new passphrase ${run}`;
-/** Mail files already followed: a later wait for the same kind of mail must find a new one. */
-const usedMail = new Set();
 
-const field = (page, label) => page.getByLabel(label, { exact: true });
-const link = (page, name) => page.getByRole('link', { name, exact: true });
-const heading = (page, text) => page.getByRole('heading').filter({ hasText: text });
 
-/** The link at `path` from the newest unused email to `recipient` that has one. */
-async function emailLink(recipient, path) {
-  const message = await waitForMessage(recipient, { textIncludes: path, exclude: usedMail, timeoutMs: 60_000 });
-  usedMail.add(message.file);
-  console.log(`  email: ${JSON.stringify(message.subject)}`);
-  return linkFrom(message.text, path);
-}
+const emailLink = emailLinks();
 
 /** The header says who is signed in where: #active-tenant holds the organisation's name. */
 async function expectActiveTenant(page) {

@@ -595,3 +595,27 @@ export async function expectNoText(locator, text, { timeoutMs = 15_000 } = {}) {
     { timeoutMs },
   );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Locators by accessible name, and following emailed links
+
+export const field = (page, label) => page.getByLabel(label, { exact: true });
+export const link = (page, name) => page.getByRole('link', { name, exact: true });
+export const button = (page, name) => page.getByRole('button', { name, exact: true });
+export const heading = (page, text) => page.getByRole('heading').filter({ hasText: text });
+
+/**
+ * A reader of emailed links for one journey: `(recipient, path)` gives the link at `path` from
+ * the newest email to `recipient` not followed yet, so a later wait for the same kind of
+ * email finds a new one.
+ */
+export function emailLinks() {
+  const used = new Set();
+  return async (recipient, path) => {
+    const started = Date.now();
+    const message = await waitForMessage(recipient, { textIncludes: path, exclude: used, timeoutMs: 60_000 });
+    used.add(message.file);
+    console.log(`  email to ${recipient} (waited ${((Date.now() - started) / 1000).toFixed(1)} s): ${JSON.stringify(message.subject)}`);
+    return linkFrom(message.text, path);
+  };
+}

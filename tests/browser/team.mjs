@@ -14,7 +14,6 @@ import {
   expectText,
   expectVisible,
   journey,
-  linkFrom,
   newPage,
   shot,
   step,
@@ -22,7 +21,11 @@ import {
   unique,
   until,
   url,
-  waitForMessage,
+  button,
+  emailLinks,
+  field,
+  heading,
+  link,
 } from './lib.mjs';
 
 const run = unique();
@@ -37,23 +40,10 @@ const bob = {
   newEmail: `robert-${run}@beta-new.test`,
 };
 const cy = { email: `cy-${run}@gamma.test` };
-/** Mail files already followed: a later wait for the same kind of mail must find a new one. */
-const usedMail = new Set();
 
-const field = (page, label) => page.getByLabel(label, { exact: true });
-const link = (page, name) => page.getByRole('link', { name, exact: true });
-const button = (page, name) => page.getByRole('button', { name, exact: true });
-const heading = (page, text) => page.getByRole('heading').filter({ hasText: text });
 const header = (page) => page.locator('header');
 
-/** The link at `path` from the newest unused email to `recipient` that has one. */
-async function emailLink(recipient, path) {
-  const started = Date.now();
-  const message = await waitForMessage(recipient, { textIncludes: path, exclude: usedMail, timeoutMs: 60_000 });
-  usedMail.add(message.file);
-  console.log(`  email to ${recipient} (waited ${((Date.now() - started) / 1000).toFixed(1)} s): ${JSON.stringify(message.subject)}`);
-  return linkFrom(message.text, path);
-}
+const emailLink = emailLinks();
 
 async function activeTenant(page) {
   const tenant = page.locator('#active-tenant');
