@@ -2,36 +2,58 @@
 //! playwright-core: what a customer does, found by labels and button text. The scripts are in
 //! `tests/browser`; screenshots go to `$TENANTKIT_TEST_ARTIFACTS/<journey>`.
 
-use std::time::Duration;
+use std::{process::Command, time::Duration};
 
+use secrecy::SecretString;
+use tenantkit_accounts::{DisplayName, Email, NewUser, PasswordHasher, PlainPassword};
+use tenantkit_kernel::{Role, UserId};
 use tenantkit_tests::{
-    TestApp, TestDb, browser::run_journey, env, process::free_port, settings_for,
+    OWNER_PASSWORD, TestApp, TestDb, api,
+    browser::run_journey,
+    env,
+    process::{binary, free_port},
+    settings_for,
     worker::RunningWorker,
 };
 
-/// Runs one journey against a fresh app (its own database) with a worker sending its mail.
-/// The app listens on the port its public URL names, so the links in its emails work as sent.
-async fn journey(script: &str) {
-    let db = TestDb::new().await;
-    let address = format!("127.0.0.1:{}", free_port());
-    let public_url = format!("http://{address}");
-    let overrides = [
-        ("server.bind", address.as_str()),
-        ("server.public_url", public_url.as_str()),
-    ];
-    let worker = RunningWorker::start(settings_for(&db, &overrides));
-    let settings = settings_for(&db, &overrides);
-    let app = TestApp::spawn_with(db, settings).await;
-    run_journey(
-        script,
-        &[
-            ("BASE_URL", app.url("")),
+/// A fresh app (its own database) with a worker sending its mail. The app listens on the port
+/// its public URL names, so the links in its emails work as sent.
+struct Stack {
+    app: TestApp,
+    worker: RunningWorker,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let db = TestDb::new().await;
+        let address = format!("127.0.0.1:{}", free_port());
+        let public_url = format!("http://{address}");
+        let overrides = [
+            ("server.bind", address.as_str()),
+            ("server.public_url", public_url.as_str()),
+        ];
+        let worker = RunningWorker::start(settings_for(&db, &overrides));
+        let settings = settings_for(&db, &overrides);
+        let app = TestApp::spawn_with(db, settings).await;
+        Self { app, worker }
+    }
+
+    /// Runs `script` with BASE_URL, the Maildir and `extra` in its environment, then stops.
+    async fn run(self, script: &str, extra: Vec<(&str, String)>) {
+        let mut vars = vec![
+            ("BASE_URL", self.app.url("")),
             ("TENANTKIT_TEST_MAILDIR", env("TENANTKIT_TEST_MAILDIR")),
-        ],
-    )
-    .await;
-    worker.stop_within(Duration::from_secs(30)).await;
-    app.stop().await;
+        ];
+        vars.extend(extra);
+        run_journey(script, &vars).await;
+        self.worker.stop_within(Duration::from_secs(30)).await;
+        self.app.stop().await;
+    }
+}
+
+/// Runs one journey against a fresh app with a worker.
+async fn journey(script: &str) {
+    Stack::start().await.run(script, vec![]).await;
 }
 
 /// The harness itself: TOTP, the Maildir reader, and Chromium loading the landing page without
@@ -56,4 +78,110 @@ async fn a_customer_signs_up_invites_a_teammate_and_secures_the_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_organisations_share_a_member_who_switches_between_them() {
     journey("team.mjs").await;
+}
+
+/// A user with a password and a verified address, member of `tenant` with `role`: arranged
+/// through the accounts domain (the password hashed as the product does) and the owner pool.
+async fn verified_member(
+    app: &TestApp,
+    tenant: uuid::Uuid,
+    email: &str,
+    password: &str,
+    role: Role,
+) {
+    let user = NewUser {
+        id: UserId::new(),
+        email: Email::parse(email).expect("an email"),
+        display_name: DisplayName::parse("Mia Member").expect("a name"),
+        password_hash: PasswordHasher::default()
+            .hash(
+                PlainPassword::parse(SecretString::from(password.to_owned())).expect("a password"),
+            )
+            .await
+            .expect("hash"),
+        is_platform_admin: false,
+    };
+    let mut tx = app.db.app.global().await.expect("global tx");
+    tenantkit_accounts::repo::insert(tx.conn(), &user)
+        .await
+        .expect("insert the member");
+    tx.commit().await.expect("commit");
+    sqlx::query("update users set email_verified_at = now() where id = $1")
+        .bind(user.id.as_uuid())
+        .execute(&app.db.owner)
+        .await
+        .expect("verify the member");
+    sqlx::query("insert into memberships (tenant_id, user_id, role) values ($1, $2, $3)")
+        .bind(tenant)
+        .bind(user.id.as_uuid())
+        .bind(role.to_string())
+        .execute(&app.db.owner)
+        .await
+        .expect("add the member");
+}
+
+/// A platform admin created the way operators do: `tenantkit-admin create-admin`.
+fn create_admin(app: &TestApp, email: &str, password: &str) {
+    let output = Command::new(binary("tenantkit-admin"))
+        .args(["create-admin", "--email", email, "--name", "Pat Platform"])
+        .env_clear()
+        .env("DATABASE_URL", &app.db.app_url)
+        .env("REDIS_URL", env("TENANTKIT_TEST_REDIS"))
+        .env("TENANTKIT_ADMIN_PASSWORD", password)
+        .output()
+        .expect("run tenantkit-admin");
+    assert!(
+        output.status.success(),
+        "tenantkit-admin create-admin failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The platform admin area: an organisation (owner, a member, an API key) is arranged; the
+/// admin (made with the CLI) enrols two-factor, finds the tenant by the member's email,
+/// suspends it (the member's pages and the API answer 403), reactivates it, impersonates the
+/// member read-only (banner, writes refused, stop hands the admin session back) and finds
+/// every action in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_suspends_reactivates_and_impersonates() {
+    let stack = Stack::start().await;
+    let app = &stack.app;
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let org = api::org(app, "Rocketry").await;
+    let member_email = format!("member-{run}@rocketry.test");
+    let member_password = format!("member passphrase {run}");
+    verified_member(
+        app,
+        org.tenant,
+        &member_email,
+        &member_password,
+        Role::Member,
+    )
+    .await;
+    let api_key = api::key(app, &org, Role::Member).await;
+    let admin_email = format!("admin-{run}@platform.test");
+    let admin_password = format!("admin passphrase {run}");
+    create_admin(app, &admin_email, &admin_password);
+    let organisation: String = sqlx::query_scalar("select name from tenants where id = $1")
+        .bind(org.tenant)
+        .fetch_one(&app.db.owner)
+        .await
+        .expect("the organisation's name");
+    stack
+        .run(
+            "admin.mjs",
+            vec![
+                ("TENANT_ID", org.tenant.to_string()),
+                ("ORGANISATION", organisation),
+                ("OWNER_EMAIL", org.email.clone()),
+                ("OWNER_PASSWORD", OWNER_PASSWORD.to_owned()),
+                ("MEMBER_EMAIL", member_email),
+                ("MEMBER_PASSWORD", member_password),
+                ("MEMBER_API_KEY", api_key),
+                ("ADMIN_EMAIL", admin_email),
+                ("ADMIN_PASSWORD", admin_password),
+            ],
+        )
+        .await;
 }

@@ -20,6 +20,8 @@ use tenantkit_tests::{
 };
 use uuid::Uuid;
 
+#[path = "web_security/admin_access.rs"]
+mod admin_access;
 #[path = "web_security/csrf.rs"]
 mod csrf;
 #[path = "web_security/links.rs"]

@@ -1,16 +1,16 @@
-//! `tenantkit-admin`: operator commands — migrate, create-admin, list admins, check.
+//! `tenantkit-admin`: operator commands — migrate, platform admins, tenants, check.
+
+mod admins;
+mod table;
+mod tenants;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rand::distr::{Alphanumeric, SampleString};
-use secrecy::{ExposeSecret, SecretString};
-use tenantkit_accounts::{
-    AccountError, DisplayName, Email, NewUser, PasswordHasher, PlainPassword,
-};
+use secrecy::ExposeSecret;
+use tenantkit_accounts::PasswordHasher;
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
-use tenantkit_kernel::UserId;
 
 #[derive(Parser)]
 #[command(
@@ -31,23 +31,16 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
-    /// Create a platform admin. Without a password one is generated and printed once.
-    CreateAdmin {
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "Platform admin")]
-        name: String,
-        #[arg(long, env = "TENANTKIT_ADMIN_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        /// Succeed without changes when the admin already exists.
-        #[arg(long)]
-        if_missing: bool,
-    },
-    /// List platform admins.
-    Admins {
-        #[arg(long)]
-        json: bool,
-    },
+    /// Create a platform admin (also `admins create`). Without a password one is generated and
+    /// printed once.
+    CreateAdmin(admins::CreateArgs),
+    /// Platform admins: `admins [--json]` or `admins list [--json]` lists them, `admins create`
+    /// adds one.
+    Admins(admins::AdminsArgs),
+    /// Find tenants, look at one, suspend or reactivate it, acting as a platform admin
+    /// (`--as EMAIL`). Exits 1 when the tenant is not found or the action does not apply,
+    /// 2 on usage errors.
+    Tenants(tenants::TenantsArgs),
     /// Report configuration that is unfit for production; exits 1 when any problem is found.
     Check,
     /// Time one password hash (argon2id, the production parameters) on this machine, and the
@@ -81,13 +74,9 @@ async fn main() -> ExitCode {
                     Err(error) => return fail(&error.to_string()),
                 };
                 match command {
-                    Command::CreateAdmin {
-                        email,
-                        name,
-                        password,
-                        if_missing,
-                    } => create_admin(&db, &email, &name, password, if_missing).await,
-                    Command::Admins { json } => list_admins(&db, json).await,
+                    Command::CreateAdmin(args) => admins::create(&db, args).await,
+                    Command::Admins(args) => admins::run(&db, args).await,
+                    Command::Tenants(args) => tenants::run(&db, args).await,
                     Command::Migrate { .. } | Command::Check | Command::HashTime { .. } => {
                         unreachable!("handled above")
                     }
@@ -124,9 +113,16 @@ fn hash_time(samples: usize, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Exit 1: something failed or was not found, or the action does not apply.
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
+}
+
+/// Exit 2: the command line or the configuration is wrong.
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
 }
 
 async fn migrate(url: &str) -> ExitCode {
@@ -140,80 +136,6 @@ async fn migrate(url: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => fail(&format!("migration failed: {error}")),
-    }
-}
-
-async fn create_admin(
-    db: &Database,
-    email: &str,
-    name: &str,
-    password: Option<String>,
-    if_missing: bool,
-) -> ExitCode {
-    let (password, generated) = match password {
-        Some(password) => (SecretString::from(password), false),
-        None => (
-            SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), 20)),
-            true,
-        ),
-    };
-    let result = async {
-        let user = NewUser {
-            id: UserId::new(),
-            email: Email::parse(email)?,
-            display_name: DisplayName::parse(name)?,
-            password_hash: PasswordHasher::default()
-                .hash(PlainPassword::parse(password.clone())?)
-                .await?,
-            is_platform_admin: true,
-        };
-        let mut tx = db.global().await?;
-        tenantkit_accounts::repo::insert(tx.conn(), &user).await?;
-        tx.commit().await?;
-        Ok::<_, AccountError>(user)
-    }
-    .await;
-    match result {
-        Ok(user) => {
-            println!(
-                "created platform admin {} ({})",
-                user.email.as_str(),
-                user.id
-            );
-            if generated {
-                println!("password (shown once): {}", password.expose_secret());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(AccountError::EmailTaken) if if_missing => {
-            println!("platform admin {email} already exists");
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(&error.to_string()),
-    }
-}
-
-async fn list_admins(db: &Database, json: bool) -> ExitCode {
-    let admins = async {
-        let mut tx = db.global().await?;
-        tenantkit_accounts::repo::list_platform_admins(tx.conn()).await
-    }
-    .await;
-    match admins {
-        Ok(admins) if json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&admins).unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(admins) => {
-            for admin in admins {
-                println!("{}\t{}\t{}", admin.id, admin.email, admin.display_name);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(&error.to_string()),
     }
 }
 

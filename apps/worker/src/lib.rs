@@ -11,6 +11,7 @@ use tenantkit_config::Settings;
 use tenantkit_db::Database;
 use tenantkit_jobs::Job;
 use tenantkit_notifications::Mailer;
+use tenantkit_platform::purge::{PurgeTenant, run_purge};
 use tenantkit_tenancy::emails::{InvitationEmail, deliver_invitation_email};
 use tokio::sync::watch;
 
@@ -43,9 +44,10 @@ pub async fn run(
         let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
         let account_name = format!("{name}-account");
         let invitation_name = format!("{name}-invitation");
+        let purge_name = format!("{name}-purge");
         tracing::info!(worker = %name, "worker starting");
-        // One consumer per queue. When either ends (its backend failed), the other is told to
-        // stop too, and the pair restarts together.
+        // One consumer per queue. When any ends (its backend failed), the others are told to
+        // stop too, and they restart together.
         let (ended_tx, ended_rx) = watch::channel(false);
         let stop_when = |global: watch::Receiver<bool>, sibling: watch::Receiver<bool>| async move {
             let (mut global, mut sibling) = (global, sibling);
@@ -73,6 +75,13 @@ pub async fn run(
             .catch_panic()
             .concurrency(settings.worker.concurrency)
             .build(deliver_invitation_email);
+        let purge = WorkerBuilder::new(purge_name.as_str())
+            .backend(tenantkit_jobs::storage::<PurgeTenant>(&db).with_pubsub())
+            .data(db.clone())
+            .enable_tracing()
+            .catch_panic()
+            .concurrency(1)
+            .build(run_purge);
         let started = std::time::Instant::now();
         let running = async {
             let account = async {
@@ -89,8 +98,15 @@ pub async fn run(
                 let _ = ended_tx.send(true);
                 result
             };
-            let (account, invitation) = tokio::join!(account, invitation);
-            account.and(invitation)
+            let purge = async {
+                let result = purge
+                    .run_until(stop_when(stop_rx.clone(), ended_rx.clone()))
+                    .await;
+                let _ = ended_tx.send(true);
+                result
+            };
+            let (account, invitation, purge) = tokio::join!(account, invitation, purge);
+            account.and(invitation).and(purge)
         };
         // Once asked to stop, running jobs get `worker.shutdown_timeout`; what is still held
         // then goes back to the queue for another worker, instead of waiting out the orphan
@@ -103,7 +119,11 @@ pub async fn run(
         let result = tokio::select! {
             result = running => result,
             () = deadline => {
-                for (queue, worker) in [(AccountEmail::QUEUE, &account_name), (InvitationEmail::QUEUE, &invitation_name)] {
+                for (queue, worker) in [
+                    (AccountEmail::QUEUE, &account_name),
+                    (InvitationEmail::QUEUE, &invitation_name),
+                    (PurgeTenant::QUEUE, &purge_name),
+                ] {
                     match tenantkit_jobs::release_held(&db, queue, worker).await {
                         Ok(released) => tracing::warn!(released, queue, "jobs still running at the shutdown deadline were released"),
                         Err(error) => tracing::error!(%error, queue, "could not release held jobs; they return after the orphan timeout"),

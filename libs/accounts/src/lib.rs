@@ -3,6 +3,7 @@
 //! reset, password and email changes) with the emails they send.
 //! Users are global: one login can belong to several tenants (memberships live in tenancy).
 
+pub mod audit;
 pub mod email_flows;
 pub mod emails;
 mod error;

@@ -86,6 +86,8 @@ pub struct Credentials {
     pub totp_secret: Option<String>,
     pub totp_enabled_at: Option<DateTime<Utc>>,
     pub totp_last_step: Option<i64>,
+    /// Set by a platform admin: the user cannot sign in until unlocked.
+    pub locked_at: Option<DateTime<Utc>>,
 }
 
 impl Credentials {

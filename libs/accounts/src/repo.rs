@@ -60,7 +60,7 @@ macro_rules! select_credentials {
         sqlx::query_as!(
             Credentials,
             r#"select id as "id: UserId", email, display_name, password_hash, is_platform_admin,
-                      email_verified_at, totp_secret, totp_enabled_at, totp_last_step
+                      email_verified_at, totp_secret, totp_enabled_at, totp_last_step, locked_at
                from users "# + $filter
             $(, $arg)*
         )

@@ -19,6 +19,8 @@ pub enum SignInOutcome {
     NotVerified(Credentials),
     /// Unknown email or wrong password: one answer for both.
     Refused,
+    /// The password was right but a platform admin locked the account.
+    Locked(Credentials),
 }
 
 /// A real argon2id hash of a random password, verified against when the email is unknown.
@@ -67,7 +69,9 @@ pub async fn sign_in(
     } else {
         drop(typed);
     }
-    Ok(if user.email_verified_at.is_none() {
+    Ok(if user.locked_at.is_some() {
+        SignInOutcome::Locked(user)
+    } else if user.email_verified_at.is_none() {
         SignInOutcome::NotVerified(user)
     } else if user.two_factor_enabled() {
         SignInOutcome::NeedsSecondFactor(user)

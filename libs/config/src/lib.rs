@@ -10,8 +10,8 @@ mod settings;
 pub use deploy_check::DeployProblem;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use settings::{
-    DatabaseSettings, Environment, LogFormat, LogSettings, RateLimitSettings, RedisSettings,
-    ServerSettings, Settings, SmtpSettings, WorkerSettings, redacted_url,
+    AdminSettings, DatabaseSettings, Environment, LogFormat, LogSettings, RateLimitSettings,
+    RedisSettings, ServerSettings, Settings, SmtpSettings, WorkerSettings, redacted_url,
 };
 
 /// Every problem found while loading, in the order of the keys.

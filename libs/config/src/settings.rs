@@ -61,6 +61,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
+    pub admin: AdminSettings,
     /// Signs sessions, CSRF tokens and links.
     pub secret_key: SecretString,
 }
@@ -122,6 +123,17 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// A failed job's first retry waits this long; each further retry waits twice as long.
     pub retry_base_delay: Duration,
+}
+
+/// What platform admins may do to tenants and users.
+#[derive(Clone, Debug)]
+pub struct AdminSettings {
+    /// Plan names an admin may assign (billing brings their prices and entitlements).
+    pub plans: Vec<String>,
+    /// How long a deleted tenant's data is kept (and can be exported) before it is purged.
+    pub deleted_tenant_retention: Duration,
+    /// How long an impersonation lasts at most.
+    pub impersonation_ttl: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +203,9 @@ impl Settings {
         let retry_base = r.or("worker.retry_base_delay_secs", 5u64);
         let logins_per_account = r.or("rate_limit.logins_per_account", 10u32);
         let logins_per_address = r.or("rate_limit.logins_per_address", 100u32);
+        let plans = r.or("admin.plans", "free,team,business".to_owned());
+        let retention_days = r.or("admin.deleted_tenant_retention_days", 30u64);
+        let impersonation_minutes = r.or("admin.impersonation_minutes", 30u64);
         let log_format = r.or("log.format", LogFormat::Text);
         let log_filter = r.or("log.filter", "info".to_owned());
         let secret_key = match r.secret("secret_key") {
@@ -237,6 +252,28 @@ impl Settings {
                     .to_owned(),
             );
         }
+        let plans: Vec<String> = plans
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if plans.is_empty()
+            || plans.iter().any(|p| {
+                p.len() > 40
+                    || !p
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+            })
+        {
+            r.problems.push(
+                "admin.plans must list plan names (lowercase letters, digits, '_' or '-'), comma-separated"
+                    .to_owned(),
+            );
+        }
+        if impersonation_minutes == 0 || impersonation_minutes > 240 {
+            r.problems
+                .push("admin.impersonation_minutes must be between 1 and 240".to_owned());
+        }
         if concurrency == 0 {
             r.problems
                 .push("worker.concurrency must be at least 1".to_owned());
@@ -272,6 +309,11 @@ impl Settings {
                     redis: RedisSettings {
                         url: redis_url,
                         key_prefix,
+                    },
+                    admin: AdminSettings {
+                        plans,
+                        deleted_tenant_retention: Duration::from_secs(retention_days * 86_400),
+                        impersonation_ttl: Duration::from_secs(impersonation_minutes * 60),
                     },
                     rate_limit: RateLimitSettings {
                         signups_per_hour,

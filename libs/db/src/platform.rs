@@ -54,9 +54,14 @@ impl PlatformTx {
         )
         .execute(&mut *tx)
         .await?;
-        sqlx::query("select set_config('app.platform_access', 'on', true)")
-            .execute(&mut *tx)
-            .await?;
+        // Admin searches bind optional filters (`$1 is null or …`); a plan made for the actual
+        // values uses the right index, a cached generic plan might scan every tenant.
+        sqlx::query(
+            "select set_config('app.platform_access', 'on', true),
+                    set_config('plan_cache_mode', 'force_custom_plan', true)",
+        )
+        .execute(&mut *tx)
+        .await?;
         Ok(Self { tx, admin })
     }
 

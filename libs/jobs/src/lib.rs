@@ -12,6 +12,8 @@ use tenantkit_kernel::TenantId;
 
 pub use apalis_postgres::PostgresStorage as Storage;
 
+pub mod dead_letters;
+
 /// A unit of background work, owned by one tenant or (account emails) by none.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     /// The apalis queue (job type) this job lives in.
@@ -63,11 +65,37 @@ pub async fn enqueue_global<J: Job>(conn: &mut PgConnection, job: &J) -> Result<
     push(conn, job).await
 }
 
+/// Like [`enqueue`], for a job that must not run before `at` (a purge after its retention).
+pub async fn enqueue_at<J: Job>(
+    tx: &mut TenantTx,
+    job: &J,
+    at: std::time::SystemTime,
+) -> Result<(), JobError> {
+    if job.tenant_id() != Some(tx.tenant_id()) {
+        return Err(JobError::WrongTenant {
+            job: job.tenant_id(),
+            tx: Some(tx.tenant_id()),
+        });
+    }
+    push_task(tx.conn(), job, Some(at)).await
+}
+
 async fn push<J: Job>(conn: &mut PgConnection, job: &J) -> Result<(), JobError> {
-    let task = TaskBuilder::new(serde_json::to_vec(job)?)
+    push_task(conn, job, None).await
+}
+
+async fn push_task<J: Job>(
+    conn: &mut PgConnection,
+    job: &J,
+    at: Option<std::time::SystemTime>,
+) -> Result<(), JobError> {
+    let mut builder = TaskBuilder::new(serde_json::to_vec(job)?)
         .max_attempts(J::MAX_ATTEMPTS)
-        .idempotency_key(job.idempotency_key())
-        .build();
+        .idempotency_key(job.idempotency_key());
+    if let Some(at) = at {
+        builder = builder.run_at_time(at);
+    }
+    let task = builder.build();
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task]).await?;
     tracing::debug!(queue = J::QUEUE, tenant_id = ?job.tenant_id(), "job enqueued");
     Ok(())
@@ -149,4 +177,26 @@ pub async fn back_off_on_failure(
         retry_later(db, &task.to_string(), attempt, base).await?;
     }
     result
+}
+
+/// Puts the running job `task_id` back to pending, to run again after `delay`, without
+/// counting an attempt: for work that must wait (its tenant is suspended). The handler then
+/// returns success; apalis's acknowledgement matches only jobs still locked by the worker, so
+/// it leaves this one pending.
+pub async fn defer(
+    db: &Database,
+    task_id: &str,
+    delay: std::time::Duration,
+) -> Result<(), JobError> {
+    sqlx::query(
+        "update apalis.jobs set status = 'Pending', lock_by = null, lock_at = null,
+                run_at = now() + make_interval(secs => $2)
+         where id = $1",
+    )
+    .bind(task_id)
+    .bind(delay.as_secs_f64())
+    .execute(db.infrastructure_pool())
+    .await
+    .map_err(|e| JobError::Queue(e.into()))?;
+    Ok(())
 }

@@ -16,7 +16,7 @@ use tenantkit_notifications::{
 };
 use uuid::Uuid;
 
-use crate::repo;
+use crate::{TenantStatus, repo};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvitationEmail {
@@ -79,9 +79,30 @@ pub async fn deliver_invitation_email(
     task: Option<TaskId>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let result = deliver(&job, &db, &mailer, &settings).await;
+    let result = match deliver(&job, &db, &mailer, &settings).await {
+        Ok(Delivery::WaitForTenant) => match &task {
+            // A suspended tenant's jobs wait (without using up attempts) until it is reactivated.
+            Some(task) => {
+                tracing::info!("the tenant is suspended; the email waits");
+                tenantkit_jobs::defer(&db, &task.to_string(), SUSPENDED_TENANT_RECHECK)
+                    .await
+                    .map_err(BoxDynError::from)
+            }
+            None => Err("a suspended tenant's job has no task id to defer".into()),
+        },
+        Ok(Delivery::Done) => Ok(()),
+        Err(error) => Err(error),
+    };
     tenantkit_jobs::back_off_on_failure(&db, task, attempt.current(), settings.retry_base, result)
         .await
+}
+
+/// How often a suspended tenant's waiting job looks again.
+const SUSPENDED_TENANT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+enum Delivery {
+    Done,
+    WaitForTenant,
 }
 
 async fn deliver(
@@ -89,16 +110,24 @@ async fn deliver(
     db: &Database,
     mailer: &Mailer,
     settings: &EmailSettings,
-) -> Result<(), BoxDynError> {
+) -> Result<Delivery, BoxDynError> {
     let mut tx = db.tenant(job.tenant_id).await?;
     let invitation = repo::invitations::find(&mut tx, job.invitation_id).await?;
     let Some(invitation) = invitation.filter(|i| i.is_open(Utc::now())) else {
         tracing::info!("the invitation is no longer open; nothing to send");
-        return Ok(());
+        return Ok(Delivery::Done);
     };
     let Some(tenant) = repo::current_tenant(&mut tx).await? else {
-        return Ok(());
+        return Ok(Delivery::Done);
     };
+    match tenant.status {
+        TenantStatus::Active => {}
+        TenantStatus::Suspended => return Ok(Delivery::WaitForTenant),
+        TenantStatus::Deleted | TenantStatus::Purged => {
+            tracing::info!("the tenant was deleted; nothing to send");
+            return Ok(Delivery::Done);
+        }
+    }
     let inviter = match invitation.invited_by {
         Some(user) => tenantkit_accounts::repo::find(tx.conn(), user)
             .await?
@@ -132,5 +161,5 @@ async fn deliver(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Delivery::Done)
 }

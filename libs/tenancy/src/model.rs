@@ -108,7 +108,21 @@ impl TenantName {
 pub enum TenantStatus {
     Active,
     Suspended,
+    /// Soft-deleted: its users are locked out; the data is purged after the retention period.
     Deleted,
+    /// The data is gone; the row remains so the audit trail keeps its tenant.
+    Purged,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deleted => "deleted",
+            Self::Purged => "purged",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -17,6 +17,10 @@ use crate::{
 pub(crate) struct Browser {
     pub(crate) state: AppState,
     pub(crate) session: Option<Session>,
+    /// The session cookie as presented (kept only to hand back after an impersonation).
+    pub(crate) session_cookie: Option<String>,
+    /// The admin's own session cookie, kept aside while they impersonate someone.
+    pub(crate) return_cookie: Option<String>,
     anonymous_id: String,
     new_anonymous_id: bool,
     pub(crate) ip: String,
@@ -29,6 +33,18 @@ pub(crate) struct SignedIn {
     pub(crate) user: Credentials,
     pub(crate) tenants: Vec<UserTenant>,
     pub(crate) tenant: Option<UserTenant>,
+}
+
+impl SignedIn {
+    /// The active tenant, when its area is open: a suspended or deleted tenant's pages show
+    /// the "suspended" page instead; without a tenant there is nothing here (404).
+    pub(crate) fn open_tenant(&self) -> Result<&UserTenant, PageError> {
+        let tenant = self.tenant.as_ref().ok_or(PageError::NotFound)?;
+        match tenant.status {
+            tenantkit_tenancy::TenantStatus::Active => Ok(tenant),
+            _ => Err(PageError::TenantClosed(tenant.name.clone())),
+        }
+    }
 }
 
 pub(crate) fn cookie_name(state: &AppState, base: &str) -> String {
@@ -73,14 +89,18 @@ fn read_cookie(req: &Request, name: &str) -> Option<String> {
 
 pub(crate) const SESSION_COOKIE: &str = "tk_session";
 pub(crate) const ANONYMOUS_COOKIE: &str = "tk_anon";
+/// Holds a platform admin's own session while they impersonate a user.
+pub(crate) const ADMIN_RETURN_COOKIE: &str = "tk_admin_return";
 
 impl<'a> FromRequest<'a> for Browser {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         let state = req.data::<AppState>().cloned().ok_or_else(|| {
             poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
         })?;
-        let session = match read_cookie(req, &cookie_name(&state, SESSION_COOKIE)) {
-            Some(cookie) => match session::load(&state.kv, &cookie).await {
+        let session_cookie = read_cookie(req, &cookie_name(&state, SESSION_COOKIE));
+        let return_cookie = read_cookie(req, &cookie_name(&state, ADMIN_RETURN_COOKIE));
+        let session = match &session_cookie {
+            Some(cookie) => match session::load(&state.kv, cookie).await {
                 Ok(session) => session,
                 Err(error) => {
                     tracing::warn!(%error, "session store unavailable");
@@ -121,6 +141,8 @@ impl<'a> FromRequest<'a> for Browser {
         Ok(Self {
             state,
             session,
+            session_cookie,
+            return_cookie,
             anonymous_id,
             new_anonymous_id,
             ip,
@@ -141,8 +163,32 @@ impl Browser {
         self.state.csrf.token(&self.csrf_binding())
     }
 
-    /// Refuses an unsafe request whose form token does not match this browser.
+    /// Refuses an unsafe request whose form token does not match this browser, and every
+    /// change made through a read-only impersonation.
     pub(crate) fn check_csrf(&self, presented: &str) -> Result<(), PageError> {
+        self.check_csrf_allowing_impersonation(presented)?;
+        if self.is_read_only_impersonation() {
+            return Err(PageError::Forbidden(
+                "You are impersonating this user read-only: changes are not allowed.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A read-only impersonation is under way: the user's data may be seen, not changed.
+    pub(crate) fn is_read_only_impersonation(&self) -> bool {
+        self.session
+            .as_ref()
+            .and_then(|s| s.data.impersonation.as_ref())
+            .is_some_and(|i| !i.allow_writes)
+    }
+
+    /// [`Self::check_csrf`] for the few posts an impersonating admin may always make
+    /// (stopping, logging out).
+    pub(crate) fn check_csrf_allowing_impersonation(
+        &self,
+        presented: &str,
+    ) -> Result<(), PageError> {
         if self.state.csrf.verify(&self.csrf_binding(), presented) {
             Ok(())
         } else {
@@ -166,12 +212,24 @@ impl Browser {
             return Ok(None);
         };
         let state = &self.state;
+        if session
+            .data
+            .impersonation
+            .as_ref()
+            .is_some_and(|i| i.expired())
+        {
+            session::destroy(&state.kv, &session).await?;
+            return Ok(None);
+        }
         let mut tx = state.db.global().await?;
         let Some(user) =
             tenantkit_accounts::repo::credentials(tx.conn(), session.data.user_id).await?
         else {
             return Ok(None);
         };
+        if user.locked_at.is_some() {
+            return Ok(None);
+        }
         tx.commit().await?;
         let mut tx = state.db.user(user.id).await?;
         let tenants = repo::tenants_of_user(&mut tx).await?;
@@ -197,6 +255,24 @@ impl Browser {
             tenants,
             tenant,
         }))
+    }
+
+    /// Records a security event about `user` (or an unknown one) done from this browser.
+    pub(crate) async fn audit(
+        &self,
+        user: Option<tenantkit_kernel::UserId>,
+        action: &str,
+        detail: serde_json::Value,
+    ) {
+        let event = tenantkit_accounts::audit::AccountEvent {
+            user,
+            actor: user,
+            action,
+            reason: None,
+            detail,
+            ip: Some(&self.ip),
+        };
+        tenantkit_accounts::audit::record_alone(&self.state.db, event).await;
     }
 
     /// Like [`Self::signed_in`], but a visitor who is not signed in is sent to log in.

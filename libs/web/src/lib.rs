@@ -1,6 +1,7 @@
 //! The HTTP face of Tenantkit: routes, middleware and the one place where domain outcomes
 //! become HTTP statuses (`problem.rs`). Only this crate and the apps know poem.
 
+mod admin;
 mod allow;
 mod api;
 mod app;
@@ -15,6 +16,7 @@ mod problem;
 mod rate_limit;
 mod session;
 mod state;
+mod usage;
 
 pub use app::Application;
 pub use problem::{ApiError, Problem};

@@ -147,6 +147,15 @@ impl ApiError {
         ))
     }
 
+    /// The organisation is suspended or deleted: its API is closed, with the reason.
+    pub fn tenant_closed(status: &str) -> Self {
+        Self::Forbidden(Json(
+            Problem::new(403, "tenant-suspended", "Organisation suspended").detail(format!(
+                "This organisation is {status}; its API is unavailable. Contact support."
+            )),
+        ))
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         let mut problem = Problem::new(422, "invalid", "Invalid input");
         problem.errors.push(FieldProblem {
@@ -263,6 +272,7 @@ impl From<PageError> for ApiError {
             PageError::Csrf | PageError::TwoFactorRequired | PageError::Forbidden(_) => {
                 Self::forbidden(error.to_string())
             }
+            PageError::TenantClosed(_) => Self::tenant_closed("suspended"),
             PageError::Internal(_) => Self::internal(&error),
         }
     }

@@ -38,10 +38,34 @@ pub(crate) struct SessionData {
     pub(crate) device: String,
     #[serde(default)]
     pub(crate) failed_codes: u32,
+    /// Set when a platform admin acts as this user (see `admin::impersonation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) impersonation: Option<Impersonation>,
+}
+
+/// A platform admin acting as the session's user, for a limited time, read-only unless the
+/// admin widened it when starting (both recorded in the audit trail).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Impersonation {
+    pub(crate) admin_id: UserId,
+    pub(crate) admin_name: String,
+    pub(crate) expires_at: i64,
+    pub(crate) allow_writes: bool,
+}
+
+impl Impersonation {
+    pub(crate) fn expired(&self) -> bool {
+        now() >= self.expires_at
+    }
 }
 
 impl SessionData {
     fn ttl(&self) -> u64 {
+        if let Some(impersonation) = &self.impersonation {
+            return u64::try_from(impersonation.expires_at - now())
+                .unwrap_or(0)
+                .max(1);
+        }
         match (self.stage, self.remember) {
             (Stage::SecondFactor, _) => SECOND_FACTOR_TTL_SECS,
             (Stage::Active, true) => LONG_TTL_SECS,
@@ -51,7 +75,8 @@ impl SessionData {
 
     /// Max-Age of the cookie: none (ends with the browser) unless remembered.
     pub(crate) fn cookie_max_age(&self) -> Option<u64> {
-        (self.stage == Stage::Active && self.remember).then_some(LONG_TTL_SECS)
+        (self.stage == Stage::Active && self.remember && self.impersonation.is_none())
+            .then_some(LONG_TTL_SECS)
     }
 }
 

@@ -61,12 +61,7 @@ enum RolesResponse {
 }
 
 fn status_name(status: TenantStatus) -> String {
-    match status {
-        TenantStatus::Active => "active",
-        TenantStatus::Suspended => "suspended",
-        TenantStatus::Deleted => "deleted",
-    }
-    .to_owned()
+    status.as_str().to_owned()
 }
 
 #[OpenApi(tag = "ApiTags::Account")]

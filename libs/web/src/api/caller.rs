@@ -12,6 +12,7 @@ use poem_openapi::{
 use tenantkit_db::TenantTx;
 use tenantkit_kernel::TenantId;
 use tenantkit_tenancy::{
+    TenantStatus,
     api_keys::{self, ApiKeyPrincipal},
     repo,
     team::Actor,
@@ -45,20 +46,29 @@ impl Caller {
         state: &AppState,
         tenant: TenantId,
     ) -> Result<(TenantTx, Actor), ApiError> {
-        match self {
-            Self::Key(key) if key.tenant_id == tenant => Ok((
+        let (mut tx, actor) = match self {
+            Self::Key(key) if key.tenant_id == tenant => (
                 state.db.tenant(tenant).await?,
                 Actor::api_key(key.key_id, key.role),
-            )),
-            Self::Key(_) => Err(ApiError::not_found()),
+            ),
+            Self::Key(_) => return Err(ApiError::not_found()),
             Self::Session { me, .. } => {
                 let mut tx = state.db.tenant(tenant).await?;
                 let role = repo::role_of(&mut tx, me.user.id)
                     .await?
                     .ok_or_else(ApiError::not_found)?;
-                Ok((tx, Actor::member(me.user.id, role)))
+                (tx, Actor::member(me.user.id, role))
             }
+        };
+        // A suspended (or deleted) organisation's API is closed; the caller learns why.
+        let open = repo::current_tenant(&mut tx).await?;
+        match open.map(|t| t.status) {
+            Some(TenantStatus::Active) => {}
+            Some(status) => return Err(ApiError::tenant_closed(status.as_str())),
+            None => return Err(ApiError::not_found()),
         }
+        crate::usage::record_api_call(&state.kv, tenant).await;
+        Ok((tx, actor))
     }
 
     async fn from_bearer(state: &AppState, authorization: &str) -> Result<Self, ApiError> {
@@ -88,6 +98,11 @@ impl Caller {
             ));
         }
         if !req.method().is_safe() {
+            if browser.is_read_only_impersonation() {
+                return Err(ApiError::forbidden(
+                    "This is a read-only impersonation: changes are not allowed.",
+                ));
+            }
             let presented = req
                 .headers()
                 .get(CSRF_HEADER)

@@ -1,6 +1,7 @@
 //! The JSON API under /api/v1: one struct per area, combined in one `OpenApiService`.
 
 mod account;
+mod admin;
 mod caller;
 mod keys;
 mod signup;
@@ -25,6 +26,8 @@ pub(crate) enum ApiTags {
     Team,
     /// An organisation's API keys
     ApiKeys,
+    /// Platform administration (platform admins with two-factor only; 404 for anyone else)
+    Admin,
 }
 
 /// A member's or API key's role in an organisation.
@@ -67,6 +70,7 @@ type Apis = (
     account::AccountApi,
     team::TeamApi,
     keys::ApiKeysApi,
+    admin::AdminApi,
 );
 
 pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
@@ -76,6 +80,7 @@ pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             account::AccountApi,
             team::TeamApi,
             keys::ApiKeysApi,
+            admin::AdminApi,
         ),
         "Tenantkit API",
         env!("CARGO_PKG_VERSION"),

@@ -8,6 +8,7 @@ use poem::{
 };
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::json;
 use tenantkit_accounts::{AccountError, email_flows, password_flows, sign_in, two_factor};
 use tenantkit_kernel::TenantId;
 
@@ -40,6 +41,9 @@ struct DashboardPage {
 #[handler]
 pub(crate) async fn dashboard(browser: Browser) -> Result<Response, PageError> {
     let me = signed_in_with_policy(&browser).await?;
+    if me.tenant.is_some() {
+        me.open_tenant()?;
+    }
     let members = match &me.tenant {
         Some(tenant) => {
             let mut tx = browser.state.db.tenant(tenant.id).await?;
@@ -128,6 +132,9 @@ pub(crate) async fn change_password(
     .await;
     match result {
         Ok(()) => {
+            browser
+                .audit(Some(me.user.id), "password.changed", json!({}))
+                .await;
             // Every other session ends; this one goes on.
             session::end_all_others(&state.kv, me.user.id, Some(&me.session.key)).await?;
             let mut view = account_page(&browser, &me, "", FieldErrors::default());
@@ -208,10 +215,13 @@ pub(crate) async fn confirm_email(
     )
     .await
     {
-        Ok(_) => (
-            "Email address changed",
-            "Your new address is confirmed and in use.".to_owned(),
-        ),
+        Ok(user) => {
+            browser.audit(Some(user), "email.changed", json!({})).await;
+            (
+                "Email address changed",
+                "Your new address is confirmed and in use.".to_owned(),
+            )
+        }
         Err(AccountError::Token(error)) => ("This link cannot be used", format!("{error}.")),
         Err(AccountError::EmailTaken) => (
             "This link cannot be used",
@@ -394,6 +404,9 @@ pub(crate) async fn enable_two_factor(
     let me = browser.require_signed_in().await?;
     match sign_in::confirm_enrolment(&browser.state.db, me.user.id, &form.code).await {
         Ok(codes) => {
+            browser
+                .audit(Some(me.user.id), "two_factor.enabled", json!({}))
+                .await;
             let mut view = two_factor_page(&browser, &me, FieldErrors::default()).await?;
             view.recovery_codes = Some(codes);
             Ok(page(&browser, &view))
@@ -435,7 +448,12 @@ pub(crate) async fn disable_two_factor(
     )
     .await
     {
-        Ok(()) => Ok(redirect("/account/two-factor", &[])),
+        Ok(()) => {
+            browser
+                .audit(Some(me.user.id), "two_factor.disabled", json!({}))
+                .await;
+            Ok(redirect("/account/two-factor", &[]))
+        }
         Err(AccountError::Invalid { field, message }) => Ok(page(
             &browser,
             &two_factor_page(&browser, &me, FieldErrors::one(field, message)).await?,

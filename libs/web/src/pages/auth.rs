@@ -8,6 +8,7 @@ use poem::{
 };
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::json;
 use tenantkit_accounts::{
     AccountError, password_flows,
     sign_in::{self, SignInOutcome},
@@ -99,7 +100,18 @@ pub(crate) async fn signup(
     .await;
     match result {
         // A new account and an existing one are answered alike.
-        Ok(_) => Ok(redirect("/signup/check-inbox", &[])),
+        Ok(outcome) => {
+            if let tenantkit_tenancy::SignUpOutcome::Created(created) = outcome {
+                browser
+                    .audit(
+                        Some(created.user_id),
+                        "signup",
+                        json!({ "tenant_id": created.tenant_id }),
+                    )
+                    .await;
+            }
+            Ok(redirect("/signup/check-inbox", &[]))
+        }
         Err(error) => {
             let errors = field_error(error)?;
             Ok(page(&browser, &signup_page(&browser, &form, errors)))
@@ -204,6 +216,7 @@ async fn start_session(
         ip: browser.ip.clone(),
         device: browser.device.clone(),
         failed_codes: 0,
+        impersonation: None,
     };
     let (cookie, _) = session::create(&state.kv, &data).await?;
     let cookie = set_cookie(state, SESSION_COOKIE, &cookie, data.cookie_max_age());
@@ -327,10 +340,30 @@ pub(crate) async fn login(
     .await?;
     let response = match outcome {
         SignInOutcome::SignedIn(user) => {
+            browser
+                .audit(
+                    Some(user.id),
+                    "login.success",
+                    json!({ "two_factor": false }),
+                )
+                .await;
             start_session(&browser, user.id, remember, Stage::Active).await?
         }
         SignInOutcome::NeedsSecondFactor(user) => {
+            browser
+                .audit(Some(user.id), "login.password_accepted", json!({}))
+                .await;
             start_session(&browser, user.id, remember, Stage::SecondFactor).await?
+        }
+        SignInOutcome::Locked(user) => {
+            browser
+                .audit(Some(user.id), "login.locked", json!({}))
+                .await;
+            let errors = FieldErrors::one(
+                "",
+                "This account is locked. Please contact support to have it unlocked.",
+            );
+            return Ok(page(&browser, &login_page(&browser, &form, errors)));
         }
         SignInOutcome::NotVerified(user) => {
             tenantkit_accounts::email_flows::resend_verification(&state.db, user.id).await?;
@@ -341,6 +374,10 @@ pub(crate) async fn login(
             return Ok(page(&browser, &login_page(&browser, &form, errors)));
         }
         SignInOutcome::Refused => {
+            let typed: String = form.email.trim().chars().take(254).collect();
+            browser
+                .audit(None, "login.failure", json!({ "email": typed }))
+                .await;
             let errors = FieldErrors::one("", "The email or password is not correct.");
             return Ok(page(&browser, &login_page(&browser, &form, errors)));
         }
@@ -417,6 +454,13 @@ pub(crate) async fn second_factor(
         return Ok(redirect("/login", &[]));
     };
     if sign_in::check_second_factor(&state.db, pending.data.user_id, &form.code).await? {
+        browser
+            .audit(
+                Some(pending.data.user_id),
+                "login.success",
+                json!({ "two_factor": true }),
+            )
+            .await;
         // A new session id for the fully signed-in session.
         return start_session(
             &browser,
@@ -426,6 +470,13 @@ pub(crate) async fn second_factor(
         )
         .await;
     }
+    browser
+        .audit(
+            Some(pending.data.user_id),
+            "login.second_factor_failure",
+            json!({}),
+        )
+        .await;
     let mut data = pending.data.clone();
     data.failed_codes += 1;
     if data.failed_codes >= MAX_FAILED_CODES {
@@ -453,7 +504,7 @@ pub(crate) async fn logout(
     browser: Browser,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    browser.check_csrf(&form.csrf_token)?;
+    browser.check_csrf_allowing_impersonation(&form.csrf_token)?;
     if let Some(session) = &browser.session {
         session::destroy(&browser.state.kv, session).await?;
     }

@@ -2,7 +2,7 @@
 //! token and shows its errors next to the fields, keeping what was typed (not passwords).
 
 mod account;
-mod auth;
+pub(crate) mod auth;
 mod team;
 
 use askama::Template;
@@ -61,6 +61,12 @@ pub(crate) fn routes() -> Route {
             "/invitations/accept",
             get(team::accept_form).post(team::accept),
         )
+        .at("/audit", get(crate::admin::tenant_audit))
+        .at(
+            "/impersonation/stop",
+            post(crate::admin::stop_impersonation),
+        )
+        .nest("/admin", crate::admin::routes())
 }
 
 #[handler]
@@ -78,10 +84,23 @@ pub(crate) struct Layout {
     pub(crate) user: Option<LayoutUser>,
     pub(crate) notice: Option<String>,
     pub(crate) error: Option<String>,
+    /// Shown on every page while a platform admin impersonates the user.
+    pub(crate) impersonation: Option<ImpersonationBanner>,
+}
+
+pub(crate) struct ImpersonationBanner {
+    pub(crate) user_email: String,
+    pub(crate) admin_name: String,
+    pub(crate) read_only: bool,
+    pub(crate) minutes_left: i64,
 }
 
 pub(crate) struct LayoutUser {
     pub(crate) name: String,
+    /// A platform admin (with two-factor, not impersonating): show the way to /admin.
+    pub(crate) admin: bool,
+    /// Owners and admins of the active tenant may read its audit log.
+    pub(crate) audit: bool,
     pub(crate) tenant: Option<String>,
     /// (id, name, active)
     pub(crate) tenants: Vec<(String, String, bool)>,
@@ -94,6 +113,15 @@ impl Layout {
             csrf: browser.csrf_token(),
             user: signed_in.map(|s| LayoutUser {
                 name: s.user.display_name.clone(),
+                admin: s.user.is_platform_admin
+                    && s.user.two_factor_enabled()
+                    && s.session.data.impersonation.is_none(),
+                audit: s.tenant.as_ref().is_some_and(|t| {
+                    matches!(
+                        t.role,
+                        tenantkit_kernel::Role::Owner | tenantkit_kernel::Role::Admin
+                    )
+                }),
                 tenant: s.tenant.as_ref().map(|t| t.name.clone()),
                 tenants: s
                     .tenants
@@ -106,6 +134,18 @@ impl Layout {
             }),
             notice: None,
             error: None,
+            impersonation: signed_in.and_then(|s| {
+                s.session
+                    .data
+                    .impersonation
+                    .as_ref()
+                    .map(|i| ImpersonationBanner {
+                        user_email: s.user.email.clone(),
+                        admin_name: i.admin_name.clone(),
+                        read_only: !i.allow_writes,
+                        minutes_left: ((i.expires_at - crate::session::now()) / 60).max(0) + 1,
+                    })
+            }),
         }
     }
 
@@ -272,7 +312,7 @@ pub(crate) fn redirect(location: &str, cookies: &[String]) -> Response {
 /// What a page says after a successful change redirected to it (post/redirect/get: a reload
 /// does not repeat the change). The query names the text by key, so no text taken from a URL
 /// is ever shown.
-const NOTICES: [(&str, &str); 7] = [
+const NOTICES: &[(&str, &str)] = &[
     ("invited", "Invitation sent."),
     ("resent", "Invitation sent again."),
     ("revoked", "Invitation revoked."),
@@ -283,6 +323,30 @@ const NOTICES: [(&str, &str); 7] = [
         "password-reset",
         "Your password was changed. Log in with the new one.",
     ),
+    ("tenant-suspended", "The tenant is suspended."),
+    ("tenant-reactivated", "The tenant is active again."),
+    ("plan-changed", "The plan was changed."),
+    (
+        "entitlements-changed",
+        "The entitlement overrides were saved.",
+    ),
+    (
+        "tenant-deleted",
+        "The tenant is deleted; its data will be purged after the retention period.",
+    ),
+    (
+        "user-locked",
+        "The user is locked and signed out everywhere.",
+    ),
+    ("user-unlocked", "The user is unlocked."),
+    (
+        "password-reset-forced",
+        "The password was removed and a reset link emailed; the user is signed out.",
+    ),
+    ("sessions-ended", "The user's sessions were ended."),
+    ("job-retried", "The job will run again."),
+    ("job-discarded", "The job was discarded."),
+    ("impersonation-stopped", "You stopped impersonating."),
 ];
 
 /// Redirects to `path` (without a query) showing the notice named `key` from [`NOTICES`].
@@ -334,6 +398,9 @@ pub(crate) enum PageError {
     Csrf,
     #[error("{0}")]
     Forbidden(String),
+    /// The active tenant is suspended or deleted: its area is closed.
+    #[error("tenant unavailable")]
+    TenantClosed(String),
     #[error("too many attempts")]
     TooMany,
     #[error("unavailable")]
@@ -393,6 +460,15 @@ impl IntoResponse for PageError {
                 "The form had expired or did not come from this site. Go back, reload the page and submit it again.".to_owned(),
             ),
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, "Not allowed", message.clone()),
+            Self::TenantClosed(name) => (
+                StatusCode::FORBIDDEN,
+                "This organisation is suspended",
+                format!(
+                    "{name} is not available at the moment: its account has been suspended or \
+                     closed. Please contact support. From the start page you can \
+                     still switch to another organisation or manage your own account."
+                ),
+            ),
             Self::TooMany => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",

@@ -46,7 +46,7 @@ async fn member(
     if me.user.is_platform_admin && !me.user.two_factor_enabled() {
         return Err(PageError::TwoFactorRequired);
     }
-    let tenant = me.tenant.clone().ok_or(PageError::NotFound)?;
+    let tenant = me.open_tenant()?.clone();
     let actor = Actor::member(me.user.id, tenant.role);
     Ok((me, actor, tenant.id))
 }
@@ -456,6 +456,7 @@ pub(crate) async fn accept(
                     ip: browser.ip.clone(),
                     device: browser.device.clone(),
                     failed_codes: 0,
+                    impersonation: None,
                 },
             };
             data.tenant_id = Some(tenant);

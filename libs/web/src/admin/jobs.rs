@@ -1,0 +1,94 @@
+//! Dead-lettered jobs: their error, retry or discard.
+
+use askama::Template;
+use poem::{
+    Response, handler,
+    http::StatusCode,
+    web::{Form, Path, Query},
+};
+use tenantkit_jobs::dead_letters::{self, DeadJob, QueueDepth};
+use tenantkit_platform::dead_jobs::{self, Decision};
+
+use super::{ActionForm, action_message, reading, require_admin};
+use crate::{
+    browser::Browser,
+    pages::{DoneQuery, Layout, PageError, page_with_status, redirect_with_notice},
+};
+
+#[derive(Template)]
+#[template(path = "admin_jobs.html")]
+struct JobsPage {
+    layout: Layout,
+    queues: Vec<QueueDepth>,
+    jobs: Vec<DeadJob>,
+}
+
+async fn jobs_page(
+    browser: &Browser,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let (me, admin) = require_admin(browser).await?;
+    let mut tx = browser
+        .state
+        .db
+        .platform(admin.id(), reading("jobs"))
+        .await?;
+    let queues = dead_letters::depth_by_queue(tx.conn())
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let jobs = dead_letters::list(tx.conn(), None, None, 200)
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    tx.commit().await?;
+    let mut layout = Layout::new(browser, Some(&me), "Jobs");
+    if let Some(notice) = notice {
+        layout = layout.notice(notice);
+    }
+    let status = match error {
+        Some(error) => {
+            layout = layout.error(error);
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        None => StatusCode::OK,
+    };
+    Ok(page_with_status(
+        browser,
+        status,
+        &JobsPage {
+            layout,
+            queues,
+            jobs,
+        },
+    ))
+}
+
+#[handler]
+pub(super) async fn list(
+    browser: Browser,
+    Query(done): Query<DoneQuery>,
+) -> Result<Response, PageError> {
+    jobs_page(&browser, done.notice(), None).await
+}
+
+#[handler]
+pub(super) async fn act(
+    browser: Browser,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
+    let (_, admin) = require_admin(&browser).await?;
+    let reason = match form.confirmed(&browser)? {
+        Ok(reason) => reason,
+        Err(message) => return jobs_page(&browser, None, Some(message)).await,
+    };
+    let (decision, notice) = match action.as_str() {
+        "retry" => (Decision::Retry, "job-retried"),
+        "discard" => (Decision::Discard, "job-discarded"),
+        _ => return Err(PageError::NotFound),
+    };
+    match dead_jobs::decide(&browser.state.db, admin, &id, decision, &reason).await {
+        Ok(()) => Ok(redirect_with_notice("/admin/jobs", notice)),
+        Err(error) => jobs_page(&browser, None, Some(action_message(error)?)).await,
+    }
+}
