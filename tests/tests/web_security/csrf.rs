@@ -27,8 +27,9 @@ const ANONYMOUS_POSTS: [&str; 6] = [
     "/password/reset",
     "/invitations/accept",
 ];
-const SIGNED_IN_POSTS: [&str; 15] = [
+const SIGNED_IN_POSTS: [&str; 16] = [
     "/logout",
+    "/impersonation/stop",
     "/account/password",
     "/account/email",
     "/account/verification",
@@ -329,6 +330,7 @@ async fn signed_in_forms_refuse_a_missing_or_foreign_csrf_token() {
         forged("/team/members/:id/role", &change_role, &[("role", "owner")]),
         forged("/team/members/:id/remove", &remove, &[]),
         forged("/team/transfer", "/team/transfer", &[("user_id", &bo_user)]),
+        forged("/impersonation/stop", "/impersonation/stop", &[]),
     ];
     for case in &cases {
         assert_csrf_refused(&kit, &mut covered, &ada1, case, &foreign_tokens).await;
