@@ -137,27 +137,14 @@ async fn record(
     Ok(())
 }
 
-/// Locks the account: sign-in is refused until unlocked. The caller ends its sessions.
+/// Locks the account (sign-in is refused until unlocked; the caller ends its sessions).
 pub async fn lock(
     db: &Database,
     admin: Admin,
     user: UserId,
     reason: &Reason,
 ) -> Result<(), PlatformError> {
-    let mut tx = open(db, admin, user).await?;
-    let changed = sqlx::query!(
-        "update users set locked_at = now() where id = $1 and locked_at is null",
-        user.as_uuid()
-    )
-    .execute(tx.conn())
-    .await?;
-    if changed.rows_affected() == 0 {
-        return Err(PlatformError::Conflict(
-            "The user is already locked.".to_owned(),
-        ));
-    }
-    record(&mut tx, admin, user, "admin.user.lock", reason, json!({})).await?;
-    Ok(tx.commit().await?)
+    set_locked(db, admin, user, true, reason).await
 }
 
 pub async fn unlock(
@@ -166,19 +153,39 @@ pub async fn unlock(
     user: UserId,
     reason: &Reason,
 ) -> Result<(), PlatformError> {
+    set_locked(db, admin, user, false, reason).await
+}
+
+async fn set_locked(
+    db: &Database,
+    admin: Admin,
+    user: UserId,
+    locked: bool,
+    reason: &Reason,
+) -> Result<(), PlatformError> {
     let mut tx = open(db, admin, user).await?;
     let changed = sqlx::query!(
-        "update users set locked_at = null where id = $1 and locked_at is not null",
-        user.as_uuid()
+        "update users set locked_at = case when $2 then now() end
+         where id = $1 and (locked_at is not null) <> $2",
+        user.as_uuid(),
+        locked
     )
     .execute(tx.conn())
     .await?;
     if changed.rows_affected() == 0 {
-        return Err(PlatformError::Conflict(
-            "The user is not locked.".to_owned(),
-        ));
+        let state = if locked {
+            "already locked"
+        } else {
+            "not locked"
+        };
+        return Err(PlatformError::Conflict(format!("The user is {state}.")));
     }
-    record(&mut tx, admin, user, "admin.user.unlock", reason, json!({})).await?;
+    let action = if locked {
+        "admin.user.lock"
+    } else {
+        "admin.user.unlock"
+    };
+    record(&mut tx, admin, user, action, reason, json!({})).await?;
     Ok(tx.commit().await?)
 }
 

@@ -149,11 +149,7 @@ pub async fn resend_invitation(
     actor: Actor,
     id: InvitationId,
 ) -> Result<(), TenancyError> {
-    actor.require_manager()?;
-    let invitation = repo::invitations::find(tx, id)
-        .await?
-        .ok_or(TenancyError::NotFound)?;
-    actor.require_owner_for(invitation.role)?;
+    invitation_to_manage(tx, actor, id).await?;
     if !repo::invitations::extend(tx, id, Utc::now() + INVITATION_LIFETIME).await? {
         return Err(TenancyError::NotFound);
     }
@@ -168,16 +164,27 @@ pub async fn resend_invitation(
     Ok(())
 }
 
-pub async fn revoke_invitation(
+/// An invitation `actor` may resend or revoke: managers only, and owner invitations only by
+/// owners.
+async fn invitation_to_manage(
     tx: &mut TenantTx,
     actor: Actor,
     id: InvitationId,
-) -> Result<(), TenancyError> {
+) -> Result<crate::Invitation, TenancyError> {
     actor.require_manager()?;
     let invitation = repo::invitations::find(tx, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
     actor.require_owner_for(invitation.role)?;
+    Ok(invitation)
+}
+
+pub async fn revoke_invitation(
+    tx: &mut TenantTx,
+    actor: Actor,
+    id: InvitationId,
+) -> Result<(), TenancyError> {
+    invitation_to_manage(tx, actor, id).await?;
     if !repo::invitations::revoke(tx, id).await? {
         return Err(TenancyError::NotFound);
     }

@@ -28,6 +28,7 @@ pub(crate) struct Browser {
 }
 
 /// A signed-in user, their tenants, and the active one.
+#[derive(Clone)]
 pub(crate) struct SignedIn {
     pub(crate) session: Session,
     pub(crate) user: Credentials,
@@ -36,6 +37,15 @@ pub(crate) struct SignedIn {
 }
 
 impl SignedIn {
+    /// The platform admin this user acts as here: admin, two-factor on, not impersonating.
+    /// The one rule for the admin area, the admin API and the header's link.
+    pub(crate) fn platform_admin(&self) -> Option<tenantkit_platform::Admin> {
+        (self.user.is_platform_admin
+            && self.user.two_factor_enabled()
+            && self.session.data.impersonation.is_none())
+        .then_some(tenantkit_platform::Admin(self.user.id))
+    }
+
     /// The active tenant, when its area is open: a suspended or deleted tenant's pages show
     /// the "suspended" page instead; without a tenant there is nothing here (404).
     pub(crate) fn open_tenant(&self) -> Result<&UserTenant, PageError> {

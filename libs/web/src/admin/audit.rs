@@ -9,9 +9,9 @@ use tenantkit_kernel::{Role, TenantId};
 use tenantkit_platform::audit_log::{self, AuditFilter, AuditRow};
 use uuid::Uuid;
 
-use super::{reading, require_admin};
+use super::{AdminSession, reading};
 use crate::{
-    browser::Browser,
+    browser::{Browser, SignedIn},
     pages::{Layout, PageError, page, page_with_status},
 };
 
@@ -162,14 +162,15 @@ async fn render(
 #[handler]
 pub(super) async fn all(
     browser: Browser,
+    admin_session: AdminSession,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(&browser).await?;
+    let (me, admin): (&SignedIn, _) = (&admin_session.me, admin_session.admin);
     let csv = query.format == "csv";
     let filter = match query.filter(if csv { EXPORT_LIMIT } else { PAGE }) {
         Ok(filter) => filter,
         Err(message) => {
-            let layout = Layout::new(&browser, Some(&me), "Audit log").error(message);
+            let layout = Layout::new(&browser, Some(me), "Audit log").error(message);
             let view = AuditPage {
                 layout,
                 action_path: "/admin/audit",
@@ -192,7 +193,7 @@ pub(super) async fn all(
     if csv {
         return Ok(csv_response(&rows, "audit-log"));
     }
-    let layout = Layout::new(&browser, Some(&me), "Audit log");
+    let layout = Layout::new(&browser, Some(me), "Audit log");
     Ok(render(&browser, layout, "/admin/audit", query, true, rows).await)
 }
 

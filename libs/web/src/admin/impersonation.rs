@@ -14,9 +14,9 @@ use serde_json::json;
 use tenantkit_accounts::audit::{self, AccountEvent};
 use tenantkit_kernel::UserId;
 
-use super::{ActionForm, require_admin, users::detail_page};
+use super::{ActionForm, AdminSession, users::detail_page};
 use crate::{
-    browser::{ADMIN_RETURN_COOKIE, Browser, SESSION_COOKIE, set_cookie},
+    browser::{ADMIN_RETURN_COOKIE, Browser, SESSION_COOKIE, SignedIn, set_cookie},
     pages::{PageError, auth::CsrfOnly, redirect, redirect_with_notice},
     session::{self, Impersonation, SessionData, Stage},
 };
@@ -24,14 +24,17 @@ use crate::{
 #[handler]
 pub(super) async fn start(
     browser: Browser,
+    admin_session: AdminSession,
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(&browser).await?;
+    let (me, admin): (&SignedIn, _) = (&admin_session.me, admin_session.admin);
     let user: UserId = id.parse().map_err(|_| PageError::NotFound)?;
     let reason = match form.confirmed(&browser)? {
         Ok(reason) => reason,
-        Err(message) => return detail_page(&browser, user, None, Some(message)).await,
+        Err(message) => {
+            return detail_page(&browser, &admin_session, user, None, Some(message)).await;
+        }
     };
     let state = &browser.state;
     let mut tx = state.db.global().await?;
@@ -46,7 +49,14 @@ pub(super) async fn start(
         None
     };
     if let Some(refusal) = refusal {
-        return detail_page(&browser, user, None, Some(refusal.to_owned())).await;
+        return detail_page(
+            &browser,
+            &admin_session,
+            user,
+            None,
+            Some(refusal.to_owned()),
+        )
+        .await;
     }
     let allow_writes = form.allow_writes.as_deref() == Some("on");
     let ttl = state.settings.admin.impersonation_ttl.as_secs() as i64;

@@ -3,13 +3,12 @@
 use askama::Template;
 use poem::{
     Response, handler,
-    http::StatusCode,
     web::{Form, Path, Query},
 };
 use tenantkit_jobs::dead_letters::{self, DeadJob, QueueDepth};
 use tenantkit_platform::dead_jobs::{self, Decision};
 
-use super::{ActionForm, action_message, reading, require_admin};
+use super::{ActionForm, AdminSession, action_message, layout_after, reading};
 use crate::{
     browser::Browser,
     pages::{DoneQuery, Layout, PageError, page_with_status, redirect_with_notice},
@@ -25,10 +24,11 @@ struct JobsPage {
 
 async fn jobs_page(
     browser: &Browser,
+    admin_session: &AdminSession,
     notice: Option<&str>,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(browser).await?;
+    let admin = admin_session.admin;
     let mut tx = browser
         .state
         .db
@@ -41,17 +41,7 @@ async fn jobs_page(
         .await
         .map_err(|e| PageError::Internal(e.to_string()))?;
     tx.commit().await?;
-    let mut layout = Layout::new(browser, Some(&me), "Jobs");
-    if let Some(notice) = notice {
-        layout = layout.notice(notice);
-    }
-    let status = match error {
-        Some(error) => {
-            layout = layout.error(error);
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        None => StatusCode::OK,
-    };
+    let (layout, status) = layout_after(browser, admin_session, "Jobs", notice, error);
     Ok(page_with_status(
         browser,
         status,
@@ -66,21 +56,23 @@ async fn jobs_page(
 #[handler]
 pub(super) async fn list(
     browser: Browser,
+    admin_session: AdminSession,
     Query(done): Query<DoneQuery>,
 ) -> Result<Response, PageError> {
-    jobs_page(&browser, done.notice(), None).await
+    jobs_page(&browser, &admin_session, done.notice(), None).await
 }
 
 #[handler]
 pub(super) async fn act(
     browser: Browser,
+    admin_session: AdminSession,
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
-    let (_, admin) = require_admin(&browser).await?;
+    let admin = admin_session.admin;
     let reason = match form.confirmed(&browser)? {
         Ok(reason) => reason,
-        Err(message) => return jobs_page(&browser, None, Some(message)).await,
+        Err(message) => return jobs_page(&browser, &admin_session, None, Some(message)).await,
     };
     let (decision, notice) = match action.as_str() {
         "retry" => (Decision::Retry, "job-retried"),
@@ -89,6 +81,6 @@ pub(super) async fn act(
     };
     match dead_jobs::decide(&browser.state.db, admin, &id, decision, &reason).await {
         Ok(()) => Ok(redirect_with_notice("/admin/jobs", notice)),
-        Err(error) => jobs_page(&browser, None, Some(action_message(error)?)).await,
+        Err(error) => jobs_page(&browser, &admin_session, None, Some(action_message(error)?)).await,
     }
 }

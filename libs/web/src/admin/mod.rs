@@ -9,15 +9,18 @@ mod jobs;
 mod tenants;
 mod users;
 
+use std::sync::Arc;
+
 use poem::{
-    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Route, get, post,
+    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Route, get,
+    http::StatusCode, post,
 };
 use serde::Deserialize;
 use tenantkit_platform::{Admin, PlatformError, Reason};
 
 use crate::{
     browser::{Browser, SignedIn},
-    pages::PageError,
+    pages::{Layout, PageError},
 };
 
 pub(crate) use audit::tenant_audit;
@@ -37,41 +40,64 @@ pub(crate) fn routes() -> impl Endpoint {
         .at("/jobs", get(jobs::list))
         .at("/jobs/:id/:action", post(jobs::act))
         .at("/audit", get(audit::all))
-        .around(|endpoint, req| async move {
+        .around(|endpoint, mut req| async move {
+            // Checked once here; handlers get the result as an `AdminSession` argument.
             match admin_of_request(&req).await {
-                Ok(Some(_)) => Ok(endpoint.call(req).await?.into_response()),
+                Ok(Some(session)) => {
+                    req.extensions_mut().insert(session);
+                    Ok(endpoint.call(req).await?.into_response())
+                }
                 Ok(None) => Ok(PageError::NotFound.into_response()),
                 Err(error) => Ok(error.into_response()),
             }
         })
 }
 
-async fn admin_of_request(req: &Request) -> Result<Option<Admin>, PageError> {
+async fn admin_of_request(req: &Request) -> Result<Option<AdminSession>, PageError> {
     let browser = Browser::from_request(req, &mut RequestBody::default())
         .await
         .map_err(|_| PageError::Unavailable)?;
-    Ok(signed_in_admin(&browser).await?.map(|(_, admin)| admin))
-}
-
-/// The signed-in platform admin (two-factor on, not impersonating), if that is who this is.
-pub(crate) async fn signed_in_admin(
-    browser: &Browser,
-) -> Result<Option<(SignedIn, Admin)>, PageError> {
-    let Some(me) = browser.signed_in().await? else {
-        return Ok(None);
-    };
-    let admin = me.user.is_platform_admin
-        && me.user.two_factor_enabled()
-        && me.session.data.impersonation.is_none();
-    Ok(admin.then(|| {
-        let admin = Admin(me.user.id);
-        (me, admin)
+    Ok(browser.signed_in().await?.and_then(|me| {
+        me.platform_admin().map(|admin| AdminSession {
+            me: Arc::new(me),
+            admin,
+        })
     }))
 }
 
-/// For handlers behind the guard: the admin again (the guard already checked).
-async fn require_admin(browser: &Browser) -> Result<(SignedIn, Admin), PageError> {
-    signed_in_admin(browser).await?.ok_or(PageError::NotFound)
+/// The signed-in platform admin, as the guard found them.
+#[derive(Clone)]
+pub(crate) struct AdminSession {
+    me: Arc<SignedIn>,
+    admin: Admin,
+}
+
+impl<'a> FromRequest<'a> for AdminSession {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        req.extensions()
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| PageError::NotFound.into())
+    }
+}
+
+/// A page's layout after an action: the notice of a success, or the error that stopped it
+/// (then 422).
+fn layout_after(
+    browser: &Browser,
+    session: &AdminSession,
+    title: &str,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> (Layout, StatusCode) {
+    let mut layout = Layout::new(browser, Some(&session.me), title);
+    if let Some(notice) = notice {
+        layout = layout.notice(notice);
+    }
+    match error {
+        Some(error) => (layout.error(error), StatusCode::UNPROCESSABLE_ENTITY),
+        None => (layout, StatusCode::OK),
+    }
 }
 
 /// Why the admin reads across tenants on this page (lands in the platform audit trail).

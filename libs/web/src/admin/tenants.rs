@@ -16,9 +16,9 @@ use tenantkit_platform::{
 };
 use tenantkit_tenancy::TenantStatus;
 
-use super::{ActionForm, action_message, reading, require_admin};
+use super::{ActionForm, AdminSession, action_message, layout_after, reading};
 use crate::{
-    browser::Browser,
+    browser::{Browser, SignedIn},
     pages::{DoneQuery, Layout, PageError, page, page_with_status, redirect_with_notice},
 };
 
@@ -34,8 +34,11 @@ struct DashboardPage {
 }
 
 #[handler]
-pub(super) async fn dashboard(browser: Browser) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(&browser).await?;
+pub(super) async fn dashboard(
+    browser: Browser,
+    admin_session: AdminSession,
+) -> Result<Response, PageError> {
+    let (me, admin): (&SignedIn, _) = (&admin_session.me, admin_session.admin);
     let mut tx = browser
         .state
         .db
@@ -44,7 +47,7 @@ pub(super) async fn dashboard(browser: Browser) -> Result<Response, PageError> {
     let figures = admin_dashboard::load(&mut tx).await?;
     tx.commit().await?;
     let view = DashboardPage {
-        layout: Layout::new(&browser, Some(&me), "Admin"),
+        layout: Layout::new(&browser, Some(me), "Admin"),
         chart: admin_dashboard::signup_chart(&figures.signups),
         signups_total: figures.signups.iter().map(|(_, n)| n).sum(),
         tenants: figures.tenants,
@@ -94,12 +97,13 @@ fn parse_status(text: &str) -> Result<Option<TenantStatus>, String> {
 #[handler]
 pub(super) async fn list(
     browser: Browser,
+    admin_session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(&browser).await?;
+    let (me, admin): (&SignedIn, _) = (&admin_session.me, admin_session.admin);
     let plans = browser.state.settings.admin.plans.clone();
     let mut view = ListPage {
-        layout: Layout::new(&browser, Some(&me), "Tenants"),
+        layout: Layout::new(&browser, Some(me), "Tenants"),
         q: query.q.clone(),
         status: query.status.clone(),
         plan: query.plan.clone(),
@@ -158,11 +162,12 @@ fn tenant_id(raw: &str) -> Result<TenantId, PageError> {
 
 async fn detail_page(
     browser: &Browser,
+    admin_session: &AdminSession,
     tenant: TenantId,
     notice: Option<&str>,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(browser).await?;
+    let admin = admin_session.admin;
     let mut tx = browser
         .state
         .db
@@ -170,17 +175,13 @@ async fn detail_page(
         .await?;
     let tenant_view = tenant_view::view(&mut tx, tenant).await?;
     tx.commit().await?;
-    let mut layout = Layout::new(browser, Some(&me), &tenant_view.profile.name);
-    if let Some(notice) = notice {
-        layout = layout.notice(notice);
-    }
-    let status = match error {
-        Some(error) => {
-            layout = layout.error(error);
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        None => StatusCode::OK,
-    };
+    let (layout, status) = layout_after(
+        browser,
+        admin_session,
+        &tenant_view.profile.name,
+        notice,
+        error,
+    );
     let overrides = tenant_view.profile.entitlement_overrides.to_string();
     let view = DetailPage {
         layout,
@@ -199,19 +200,28 @@ async fn detail_page(
 #[handler]
 pub(super) async fn detail(
     browser: Browser,
+    admin_session: AdminSession,
     Path(id): Path<String>,
     Query(done): Query<DoneQuery>,
 ) -> Result<Response, PageError> {
-    detail_page(&browser, tenant_id(&id)?, done.notice(), None).await
+    detail_page(
+        &browser,
+        &admin_session,
+        tenant_id(&id)?,
+        done.notice(),
+        None,
+    )
+    .await
 }
 
 /// The tenant's data as a JSON download (offered before deleting it).
 #[handler]
 pub(super) async fn export(
     browser: Browser,
+    admin_session: AdminSession,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let (_, admin) = require_admin(&browser).await?;
+    let admin = admin_session.admin;
     let tenant = tenant_id(&id)?;
     let reason = tenantkit_platform::Reason::new(format!("admin area: export of tenant {tenant}"))
         .expect("non-empty");
@@ -231,14 +241,17 @@ pub(super) async fn export(
 #[handler]
 pub(super) async fn act(
     browser: Browser,
+    admin_session: AdminSession,
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
-    let (_, admin) = require_admin(&browser).await?;
+    let admin = admin_session.admin;
     let tenant = tenant_id(&id)?;
     let reason = match form.confirmed(&browser)? {
         Ok(reason) => reason,
-        Err(message) => return detail_page(&browser, tenant, None, Some(message)).await,
+        Err(message) => {
+            return detail_page(&browser, &admin_session, tenant, None, Some(message)).await;
+        }
     };
     let state = &browser.state;
     let db = &state.db;
@@ -291,6 +304,15 @@ pub(super) async fn act(
             &format!("/admin/tenants/{tenant}"),
             notice,
         )),
-        Err(error) => detail_page(&browser, tenant, None, Some(action_message(error)?)).await,
+        Err(error) => {
+            detail_page(
+                &browser,
+                &admin_session,
+                tenant,
+                None,
+                Some(action_message(error)?),
+            )
+            .await
+        }
     }
 }

@@ -3,16 +3,15 @@
 use askama::Template;
 use poem::{
     Response, handler,
-    http::StatusCode,
     web::{Form, Path, Query},
 };
 use serde::Deserialize;
 use tenantkit_kernel::UserId;
 use tenantkit_platform::users::{self, UserMembership, UserRow};
 
-use super::{ActionForm, action_message, reading, require_admin};
+use super::{ActionForm, AdminSession, action_message, layout_after, reading};
 use crate::{
-    browser::Browser,
+    browser::{Browser, SignedIn},
     pages::{DoneQuery, Layout, PageError, page, page_with_status, redirect_with_notice},
     session,
 };
@@ -38,9 +37,10 @@ const PAGE: i64 = 50;
 #[handler]
 pub(super) async fn list(
     browser: Browser,
+    admin_session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(&browser).await?;
+    let (me, admin): (&SignedIn, _) = (&admin_session.me, admin_session.admin);
     let mut tx = browser
         .state
         .db
@@ -58,7 +58,7 @@ pub(super) async fn list(
         .then(|| rows.last().map(|r| r.email.clone()))
         .flatten();
     let view = ListPage {
-        layout: Layout::new(&browser, Some(&me), "Users"),
+        layout: Layout::new(&browser, Some(me), "Users"),
         q: query.q,
         rows,
         next,
@@ -82,11 +82,12 @@ fn user_id(raw: &str) -> Result<UserId, PageError> {
 
 pub(super) async fn detail_page(
     browser: &Browser,
+    admin_session: &AdminSession,
     user: UserId,
     notice: Option<&str>,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let (me, admin) = require_admin(browser).await?;
+    let admin = admin_session.admin;
     let mut tx = browser
         .state
         .db
@@ -95,17 +96,7 @@ pub(super) async fn detail_page(
     let (row, memberships) = users::find(&mut tx, user).await?;
     tx.commit().await?;
     let sessions = session::list(&browser.state.kv, user).await?.len();
-    let mut layout = Layout::new(browser, Some(&me), &row.email);
-    if let Some(notice) = notice {
-        layout = layout.notice(notice);
-    }
-    let status = match error {
-        Some(error) => {
-            layout = layout.error(error);
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        None => StatusCode::OK,
-    };
+    let (layout, status) = layout_after(browser, admin_session, &row.email, notice, error);
     let view = DetailPage {
         layout,
         is_self: row.id == admin.id(),
@@ -119,23 +110,27 @@ pub(super) async fn detail_page(
 #[handler]
 pub(super) async fn detail(
     browser: Browser,
+    admin_session: AdminSession,
     Path(id): Path<String>,
     Query(done): Query<DoneQuery>,
 ) -> Result<Response, PageError> {
-    detail_page(&browser, user_id(&id)?, done.notice(), None).await
+    detail_page(&browser, &admin_session, user_id(&id)?, done.notice(), None).await
 }
 
 #[handler]
 pub(super) async fn act(
     browser: Browser,
+    admin_session: AdminSession,
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
-    let (_, admin) = require_admin(&browser).await?;
+    let admin = admin_session.admin;
     let user = user_id(&id)?;
     let reason = match form.confirmed(&browser)? {
         Ok(reason) => reason,
-        Err(message) => return detail_page(&browser, user, None, Some(message)).await,
+        Err(message) => {
+            return detail_page(&browser, &admin_session, user, None, Some(message)).await;
+        }
     };
     let state = &browser.state;
     let db = &state.db;
@@ -175,6 +170,15 @@ pub(super) async fn act(
                 notice,
             ))
         }
-        Err(error) => detail_page(&browser, user, None, Some(action_message(error)?)).await,
+        Err(error) => {
+            detail_page(
+                &browser,
+                &admin_session,
+                user,
+                None,
+                Some(action_message(error)?),
+            )
+            .await
+        }
     }
 }

@@ -30,14 +30,8 @@ impl Caller {
     #[allow(clippy::result_large_err)]
     fn platform_admin(&self) -> Result<Admin, ApiError> {
         match self {
-            Self::Session { me, .. }
-                if me.user.is_platform_admin
-                    && me.user.two_factor_enabled()
-                    && me.session.data.impersonation.is_none() =>
-            {
-                Ok(Admin(me.user.id))
-            }
-            _ => Err(ApiError::not_found()),
+            Self::Session { me, .. } => me.platform_admin().ok_or_else(ApiError::not_found),
+            Self::Key(_) => Err(ApiError::not_found()),
         }
     }
 }
@@ -198,8 +192,8 @@ enum EventsResponse {
 }
 
 #[allow(clippy::result_large_err)] // as `platform_admin`
-fn reason(body: &ReasonBody) -> Result<Reason, ApiError> {
-    Reason::new(body.reason.0.clone())
+fn reason(text: &Text) -> Result<Reason, ApiError> {
+    Reason::new(text.0.clone())
         .ok_or_else(|| ApiError::invalid("reason", "Give a reason of 1 to 500 characters."))
 }
 
@@ -207,21 +201,27 @@ fn reading(what: &str) -> Reason {
     Reason::new(format!("admin API: {what}")).expect("non-empty")
 }
 
-/// Actions on one tenant, by name.
+/// The tenant actions that need nothing but a reason.
+enum TenantAction {
+    Suspend,
+    Reactivate,
+    Delete,
+}
+
 async fn act_on_tenant(
     state: &AppState,
     caller: &Caller,
     tenant: Uuid,
-    action: &str,
+    action: TenantAction,
     body: &ReasonBody,
 ) -> Result<Done, ApiError> {
     let admin = caller.platform_admin()?;
-    let reason = reason(body)?;
+    let reason = reason(&body.reason)?;
     let (db, tenant) = (&state.db, TenantId::from_uuid(tenant));
     match action {
-        "suspend" => tenant_actions::suspend(db, admin, tenant, &reason).await?,
-        "reactivate" => tenant_actions::reactivate(db, admin, tenant, &reason).await?,
-        _ => {
+        TenantAction::Suspend => tenant_actions::suspend(db, admin, tenant, &reason).await?,
+        TenantAction::Reactivate => tenant_actions::reactivate(db, admin, tenant, &reason).await?,
+        TenantAction::Delete => {
             let retention = state.settings.admin.deleted_tenant_retention;
             tenant_actions::delete(db, admin, tenant, retention, &reason).await?
         }
@@ -331,7 +331,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         body: Json<ReasonBody>,
     ) -> Result<Done, ApiError> {
-        act_on_tenant(&state, &caller, tenant_id.0, "suspend", &body.0).await
+        act_on_tenant(&state, &caller, tenant_id.0, TenantAction::Suspend, &body.0).await
     }
 
     /// Reactivate a suspended tenant, or restore a deleted one before its purge.
@@ -343,7 +343,14 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         body: Json<ReasonBody>,
     ) -> Result<Done, ApiError> {
-        act_on_tenant(&state, &caller, tenant_id.0, "reactivate", &body.0).await
+        act_on_tenant(
+            &state,
+            &caller,
+            tenant_id.0,
+            TenantAction::Reactivate,
+            &body.0,
+        )
+        .await
     }
 
     /// Soft delete; a scheduled job purges the data after the retention period.
@@ -355,7 +362,7 @@ impl AdminApi {
         tenant_id: Path<Uuid>,
         body: Json<ReasonBody>,
     ) -> Result<Done, ApiError> {
-        act_on_tenant(&state, &caller, tenant_id.0, "delete", &body.0).await
+        act_on_tenant(&state, &caller, tenant_id.0, TenantAction::Delete, &body.0).await
     }
 
     /// Put the tenant on one of the configured plans.
@@ -368,8 +375,7 @@ impl AdminApi {
         body: Json<PlanBody>,
     ) -> Result<Done, ApiError> {
         let admin = caller.platform_admin()?;
-        let reason = Reason::new(body.0.reason.0.clone())
-            .ok_or_else(|| ApiError::invalid("reason", "Give a reason of 1 to 500 characters."))?;
+        let reason = reason(&body.0.reason)?;
         tenant_actions::change_plan(
             &state.db,
             admin,
@@ -393,7 +399,7 @@ impl AdminApi {
     ) -> Result<Done, ApiError> {
         let admin = caller.platform_admin()?;
         let user = UserId::from_uuid(user_id.0);
-        users::lock(&state.db, admin, user, &reason(&body.0)?).await?;
+        users::lock(&state.db, admin, user, &reason(&body.0.reason)?).await?;
         crate::session::end_all_others(&state.kv, user, None)
             .await
             .map_err(|_| ApiError::unavailable())?;
@@ -413,7 +419,7 @@ impl AdminApi {
             &state.db,
             admin,
             UserId::from_uuid(user_id.0),
-            &reason(&body.0)?,
+            &reason(&body.0.reason)?,
         )
         .await?;
         Ok(Done::NoContent)

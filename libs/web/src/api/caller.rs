@@ -67,7 +67,9 @@ impl Caller {
             Some(status) => return Err(ApiError::tenant_closed(status.as_str())),
             None => return Err(ApiError::not_found()),
         }
-        crate::usage::record_api_call(&state.kv, tenant).await;
+        // Counted beside the request, not in its path: usage figures never add latency.
+        let kv = state.kv.clone();
+        tokio::spawn(async move { crate::usage::record_api_call(&kv, tenant).await });
         Ok((tx, actor))
     }
 

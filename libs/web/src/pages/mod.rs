@@ -113,9 +113,7 @@ impl Layout {
             csrf: browser.csrf_token(),
             user: signed_in.map(|s| LayoutUser {
                 name: s.user.display_name.clone(),
-                admin: s.user.is_platform_admin
-                    && s.user.two_factor_enabled()
-                    && s.session.data.impersonation.is_none(),
+                admin: s.platform_admin().is_some(),
                 audit: s.tenant.as_ref().is_some_and(|t| {
                     matches!(
                         t.role,
