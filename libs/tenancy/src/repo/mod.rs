@@ -37,9 +37,15 @@ macro_rules! select_tenants {
     };
 }
 
-/// The transaction's own tenant (row level security shows no other).
+/// The transaction's own tenant (row level security shows no other). The id is named as well:
+/// the policies on `tenants` are OR-ed (tenant, member, platform), which the planner can only
+/// apply as a filter, so without it every call scanned the whole table (123 ms at 100,000
+/// tenants, on every API call).
 pub async fn current_tenant(tx: &mut TenantTx) -> Result<Option<Tenant>, DbError> {
-    Ok(select_tenants!("").fetch_optional(tx.conn()).await?)
+    let id = tx.tenant_id();
+    Ok(select_tenants!("where id = $1", id.as_uuid())
+        .fetch_optional(tx.conn())
+        .await?)
 }
 
 pub async fn add_member(tx: &mut TenantTx, user: UserId, role: Role) -> Result<(), DbError> {
