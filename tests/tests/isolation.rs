@@ -47,15 +47,17 @@ async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_no
         );
         assert!(row.get::<i64, _>(2) > 0, "{table}: no policy");
         // Every policy is one of the two standard ones, so no table can carry a looser rule.
-        let policies: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-            "select policyname::text, cmd::text, qual, with_check from pg_policies
+        // (name, command, using, with check, roles)
+        type Policy = (String, String, Option<String>, Option<String>, Vec<String>);
+        let policies: Vec<Policy> = sqlx::query_as(
+            "select policyname::text, cmd::text, qual, with_check, roles::text[] from pg_policies
              where schemaname = 'public' and tablename = $1 order by policyname",
         )
         .bind(table)
         .fetch_all(&db.owner)
         .await
         .unwrap();
-        for (name, command, using, check) in &policies {
+        for (name, command, using, check, roles) in &policies {
             match name.as_str() {
                 "tenant_isolation" => {
                     assert_eq!(command, "ALL", "{table}");
@@ -86,6 +88,12 @@ async fn every_tenant_table_has_forced_rls_and_a_policy_and_the_app_role_owns_no
                         expression.contains("tenantkit_current_user()"),
                         "{table}: {expression}"
                     );
+                }
+                // The admin's tenant search (tenantkit_directory_matches) runs as this role,
+                // which no login may use; any other role must never get it.
+                "directory_read" if matches!(table, "memberships" | "tenants") => {
+                    assert_eq!(command, "SELECT", "{table}: directory reads only");
+                    assert_eq!(roles, &["tenantkit_directory"], "{table}");
                 }
                 other => panic!("{table}: unexpected policy {other}"),
             }

@@ -261,13 +261,9 @@ async fn resolve(tx: &mut PlatformTx, key: &str) -> Outcome<Option<TenantId>> {
             return Ok(Some(id));
         }
     }
-    // The platform library has no lookup by slug; this runtime query is the CLI's own.
-    let id: Option<uuid::Uuid> = sqlx::query_scalar("select id from tenants where slug = $1")
-        .bind(key.to_lowercase())
-        .fetch_optional(tx.conn())
+    directory::find_by_slug(tx, key)
         .await
-        .map_err(|error| stop_fail(&DbError::from(error).to_string()))?;
-    Ok(id.map(TenantId::from_uuid))
+        .map_err(|error| platform_error(error, key))
 }
 
 async fn list(

@@ -4,23 +4,36 @@
 //! go through that tenant's own [`crate::TenantTx`].
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
-use tenantkit_kernel::{AuditEventId, UserId};
+use tenantkit_kernel::{AuditEventId, TenantId, UserId};
 
 use crate::DbError;
 
-/// Why an admin reads across tenants; stored in the audit trail.
+/// Why an admin reads across tenants, and which tenant the read is about when it is about
+/// one; both stored in the audit trail (the tenant's read shows under its name there).
 #[derive(Clone, Debug)]
-pub struct PlatformAccessReason(String);
+pub struct PlatformAccessReason {
+    text: String,
+    subject: Option<TenantId>,
+}
 
 impl PlatformAccessReason {
     /// A reason must say something: 1 to 500 characters after trimming.
     pub fn new(reason: impl Into<String>) -> Option<Self> {
-        let reason = reason.into().trim().to_owned();
-        (!reason.is_empty() && reason.chars().count() <= 500).then_some(Self(reason))
+        let text = reason.into().trim().to_owned();
+        (!text.is_empty() && text.chars().count() <= 500).then_some(Self {
+            text,
+            subject: None,
+        })
+    }
+
+    /// The read concerns this one tenant.
+    pub fn concerning(mut self, tenant: TenantId) -> Self {
+        self.subject = Some(tenant);
+        self
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
@@ -36,8 +49,11 @@ impl PlatformTx {
         reason: PlatformAccessReason,
     ) -> Result<Self, DbError> {
         let mut tx = pool.begin().await?;
+        // A locked admin is no admin: locking ends their sessions, and this refuses what a
+        // request already under way would still read.
         let is_admin = sqlx::query_scalar!(
-            "select is_platform_admin from users where id = $1",
+            r#"select is_platform_admin and locked_at is null as "admin!"
+               from users where id = $1"#,
             admin.as_uuid()
         )
         .fetch_optional(&mut *tx)
@@ -46,11 +62,12 @@ impl PlatformTx {
             return Err(DbError::TenantViolation);
         }
         sqlx::query!(
-            "insert into platform_audit_events (id, actor_user_id, action, reason)
-             values ($1, $2, 'platform.read', $3)",
+            "insert into platform_audit_events (id, actor_user_id, action, reason, subject_tenant_id)
+             values ($1, $2, 'platform.read', $3, $4)",
             AuditEventId::new().as_uuid(),
             admin.as_uuid(),
-            reason.as_str()
+            reason.as_str(),
+            reason.subject.map(|t| t.as_uuid())
         )
         .execute(&mut *tx)
         .await?;

@@ -75,7 +75,7 @@ pub async fn send_once(
         Ledger::Tenant(tx) => {
             let tenant = tx.tenant_id();
             ledger::lock_key(tx.conn(), email.key).await?;
-            if ledger::tenant_already_sent(tx.conn(), email.key).await? {
+            if ledger::tenant_already_sent(tx.conn(), tenant, email.key).await? {
                 return Ok(Delivery::AlreadySent);
             }
             mailer

@@ -13,12 +13,16 @@ pub(crate) async fn lock_key(conn: &mut PgConnection, key: &str) -> Result<(), D
     Ok(())
 }
 
+/// Names the tenant as well as row level security does: the key alone cannot use the primary
+/// key `(tenant_id, idempotency_key)` and would scan every tenant's emails.
 pub(crate) async fn tenant_already_sent(
     conn: &mut PgConnection,
+    tenant: TenantId,
     key: &str,
 ) -> Result<bool, DbError> {
     Ok(sqlx::query_scalar!(
-        "select exists(select 1 from sent_emails where idempotency_key = $1)",
+        "select exists(select 1 from sent_emails where tenant_id = $1 and idempotency_key = $2)",
+        tenant.as_uuid(),
         key
     )
     .fetch_one(conn)

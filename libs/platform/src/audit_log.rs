@@ -66,18 +66,21 @@ pub async fn tenant_events(
     filter: &AuditFilter,
 ) -> Result<Vec<AuditRow>, PlatformError> {
     let (before_at, before_id) = filter.before.unzip();
+    let tenant = tx.tenant_id();
     Ok(sqlx::query_as!(
         AuditRow,
         r#"select 'tenant' as "scope!", e.id, e.occurred_at, e.action,
                   e.tenant_id as "tenant_id?", t.name as "tenant_name?",
                   case when a.id is null then null
-                       when exists (select 1 from memberships m where m.user_id = a.id) then a.email
+                       when exists (select 1 from memberships m
+                                    where m.tenant_id = $8 and m.user_id = a.id) then a.email
                        else 'platform admin' end as "actor?",
                   null::text as "subject?", e.reason, e.detail, null::text as "ip?"
            from tenant_audit_events e
            left join users a on a.id = e.actor_user_id
            left join tenants t on t.id = e.tenant_id
-           where ($1::text is null or starts_with(e.action, $1))
+           where e.tenant_id = $8
+             and ($1::text is null or starts_with(e.action, $1))
              and ($2::text is null or lower(a.email) like $2)
              and ($3::timestamptz is null or e.occurred_at >= $3)
              and ($4::timestamptz is null or e.occurred_at < $4)
@@ -89,7 +92,8 @@ pub async fn tenant_events(
         filter.until,
         before_at,
         before_id,
-        filter.limit.clamp(1, 10_000)
+        filter.limit.clamp(1, 10_000),
+        tenant.as_uuid()
     )
     .fetch_all(tx.conn())
     .await?)
@@ -103,7 +107,8 @@ pub async fn all_events(
     let (before_at, before_id) = filter.before.unzip();
     Ok(sqlx::query_as!(
         AuditRow,
-        r#"select scope as "scope!", id as "id!", occurred_at as "occurred_at!",
+        r#"-- cross-tenant: every trail for a platform admin (platform_read); $8 narrows to one tenant
+           select scope as "scope!", id as "id!", occurred_at as "occurred_at!",
                   action as "action!", tenant_id, tenant_name, actor, subject, reason,
                   detail as "detail!", ip
            from (

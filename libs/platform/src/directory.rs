@@ -60,6 +60,9 @@ pub struct TenantRow {
     pub created_at: DateTime<Utc>,
     pub owner_email: Option<String>,
     pub members: i64,
+    /// The database's lowercase of the name: what name order and the name cursor compare.
+    #[serde(skip)]
+    name_key: String,
 }
 
 pub struct TenantPage {
@@ -77,7 +80,7 @@ enum Cursor {
 impl Cursor {
     fn of(sort: TenantSort, row: &TenantRow) -> String {
         let text = match sort {
-            TenantSort::Name => format!("n|{}|{}", row.id, row.name.to_lowercase()),
+            TenantSort::Name => format!("n|{}|{}", row.id, row.name_key),
             _ => format!("t|{}|{}", row.id, row.created_at.timestamp_micros()),
         };
         URL_SAFE_NO_PAD.encode(text)
@@ -99,27 +102,37 @@ impl Cursor {
     }
 }
 
+/// The tenant with this slug (slugs are lowercase), if any.
+pub async fn find_by_slug(
+    tx: &mut PlatformTx,
+    slug: &str,
+) -> Result<Option<TenantId>, PlatformError> {
+    Ok(sqlx::query_scalar!(
+        r#"-- cross-tenant: a platform admin finds any tenant by its slug, by tenants_slug_key
+           select id as "id: TenantId" from tenants where slug = lower($1)"#,
+        slug
+    )
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
 /// `LIKE` patterns match these literally.
-fn escape_like(text: &str) -> String {
+pub(crate) fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
 }
 
-/// One page query: `$1` status, `$2` plan, `$3`/`$4` the search patterns (null without a
-/// search), `$5`/`$6` the cursor, `$7` the page size. A search narrows to candidate tenants,
-/// each branch on its own index (trigram on name and slug, prefix on email), so the planner
-/// never scans every tenant.
+/// One page query: `$1` status, `$2` plan, `$3` the search (LIKE-escaped; null without one),
+/// `$4`/`$5` the cursor, `$6` the page size. A search narrows to the ids that
+/// `tenantkit_directory_matches` finds on its indexes (see the directory-search migration:
+/// under row level security this query could not use them itself).
 macro_rules! tenant_page {
     (searched, $order:tt, $($arg:expr),*) => {
-        tenant_page!(@query r#" and t.id in (
-                select id from tenants where lower(name) like $3
-                union select id from tenants where slug like $3
-                union select m.tenant_id from users u join memberships m on m.user_id = u.id
-                      where lower(u.email) like $4) "#, $order, $($arg),*)
+        tenant_page!(@query " and t.id in (select tenantkit_directory_matches($3)) ", $order, $($arg),*)
     };
     (plain, $order:tt, $($arg:expr),*) => {
-        tenant_page!(@query r#" and ($3::text is null and $4::text is null) "#, $order, $($arg),*)
+        tenant_page!(@query " and $3::text is null ", $order, $($arg),*)
     };
     (@query $search:tt, $order:tt, $($arg:expr),*) => {
         sqlx::query_as!(
@@ -129,7 +142,8 @@ macro_rules! tenant_page {
                       (select u.email from memberships m join users u on u.id = m.user_id
                         where m.tenant_id = t.id and m.role = 'owner'
                         order by m.created_at limit 1) as owner_email,
-                      (select count(*) from memberships m where m.tenant_id = t.id) as "members!"
+                      (select count(*) from memberships m where m.tenant_id = t.id) as "members!",
+                      t.name_key as "name_key!"
                from tenants t
                where ($1::text is null or t.status = $1) and ($2::text is null or t.plan = $2) "#
                 + $search + $order,
@@ -144,18 +158,15 @@ pub async fn search(tx: &mut PlatformTx, query: &TenantQuery) -> Result<TenantPa
         .text
         .as_deref()
         .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| escape_like(&t.to_lowercase()));
-    if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
+        .filter(|t| !t.is_empty());
+    if text.is_some_and(|t| t.chars().count() > 200) {
         return Err(PlatformError::invalid(
             "q",
             "Search for at most 200 characters.",
         ));
     }
-    let (contains, prefix) = match &text {
-        Some(t) => (Some(format!("%{t}%")), Some(format!("{t}%"))),
-        None => (None, None),
-    };
+    // Lowercased by the database, as the names it is compared with are.
+    let search = text.map(escape_like);
     let cursor = match &query.after {
         Some(after) => Some(
             Cursor::parse(query.sort, after)
@@ -177,12 +188,11 @@ pub async fn search(tx: &mut PlatformTx, query: &TenantQuery) -> Result<TenantPa
             tenant_page!(
                 plain,
                 r#"
-            and ($5::timestamptz is null or (t.created_at, t.id) < ($5, $6))
-            order by t.created_at desc, t.id desc limit $7"#,
+            and ($4::timestamptz is null or (t.created_at, t.id) < ($4, $5))
+            order by t.created_at desc, t.id desc limit $6"#,
                 status,
                 plan,
-                contains,
-                prefix,
+                search,
                 time,
                 id,
                 fetch
@@ -194,12 +204,11 @@ pub async fn search(tx: &mut PlatformTx, query: &TenantQuery) -> Result<TenantPa
             tenant_page!(
                 searched,
                 r#"
-            and ($5::timestamptz is null or (t.created_at, t.id) < ($5, $6))
-            order by t.created_at desc, t.id desc limit $7"#,
+            and ($4::timestamptz is null or (t.created_at, t.id) < ($4, $5))
+            order by t.created_at desc, t.id desc limit $6"#,
                 status,
                 plan,
-                contains,
-                prefix,
+                search,
                 time,
                 id,
                 fetch
@@ -211,12 +220,11 @@ pub async fn search(tx: &mut PlatformTx, query: &TenantQuery) -> Result<TenantPa
             tenant_page!(
                 plain,
                 r#"
-            and ($5::timestamptz is null or (t.created_at, t.id) > ($5, $6))
-            order by t.created_at, t.id limit $7"#,
+            and ($4::timestamptz is null or (t.created_at, t.id) > ($4, $5))
+            order by t.created_at, t.id limit $6"#,
                 status,
                 plan,
-                contains,
-                prefix,
+                search,
                 time,
                 id,
                 fetch
@@ -228,12 +236,11 @@ pub async fn search(tx: &mut PlatformTx, query: &TenantQuery) -> Result<TenantPa
             tenant_page!(
                 searched,
                 r#"
-            and ($5::timestamptz is null or (t.created_at, t.id) > ($5, $6))
-            order by t.created_at, t.id limit $7"#,
+            and ($4::timestamptz is null or (t.created_at, t.id) > ($4, $5))
+            order by t.created_at, t.id limit $6"#,
                 status,
                 plan,
-                contains,
-                prefix,
+                search,
                 time,
                 id,
                 fetch
@@ -245,12 +252,11 @@ pub async fn search(tx: &mut PlatformTx, query: &TenantQuery) -> Result<TenantPa
             tenant_page!(
                 plain,
                 r#"
-            and ($5::text is null or (lower(t.name), t.id) > ($5, $6))
-            order by lower(t.name), t.id limit $7"#,
+            and ($4::text is null or (t.name_key, t.id) > ($4, $5))
+            order by t.name_key, t.id limit $6"#,
                 status,
                 plan,
-                contains,
-                prefix,
+                search,
                 name,
                 id,
                 fetch
@@ -262,12 +268,11 @@ pub async fn search(tx: &mut PlatformTx, query: &TenantQuery) -> Result<TenantPa
             tenant_page!(
                 searched,
                 r#"
-            and ($5::text is null or (lower(t.name), t.id) > ($5, $6))
-            order by lower(t.name), t.id limit $7"#,
+            and ($4::text is null or (t.name_key, t.id) > ($4, $5))
+            order by t.name_key, t.id limit $6"#,
                 status,
                 plan,
-                contains,
-                prefix,
+                search,
                 name,
                 id,
                 fetch
@@ -305,6 +310,7 @@ mod tests {
             created_at: Utc::now(),
             owner_email: None,
             members: 1,
+            name_key: "acme | labs".into(),
         };
         let by_name = Cursor::of(TenantSort::Name, &row);
         assert!(matches!(

@@ -44,21 +44,22 @@ pub async fn search(
     let text = text
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| t.to_lowercase().replace(['%', '_', '\\'], ""));
+        .map(crate::directory::escape_like);
     Ok(sqlx::query_as!(
         UserRow,
-        r#"select u.id as "id: UserId", u.email, u.display_name, u.is_platform_admin,
+        r#"-- cross-tenant: each user's memberships in every tenant, by memberships_user_idx
+           select u.id as "id: UserId", u.email, u.display_name, u.is_platform_admin,
                   u.totp_enabled_at is not null as "two_factor!",
                   u.email_verified_at is not null as "verified!",
                   u.locked_at is not null as "locked!", u.created_at,
                   (select count(*) from memberships m where m.user_id = u.id) as "tenants!"
            from users u
-           where ($1::text is null or lower(u.email) like $1 || '%'
-                  or lower(u.display_name) like '%' || $1 || '%')
-             and ($2::text is null or lower(u.email) > $2)
+           where ($1::text is null or lower(u.email) like lower($1) || '%'
+                  or lower(u.display_name) like '%' || lower($1) || '%')
+             and ($2::text is null or lower(u.email) > lower($2))
            order by lower(u.email) limit $3"#,
         text,
-        after_email.map(str::to_lowercase),
+        after_email,
         limit.clamp(1, 200)
     )
     .fetch_all(tx.conn())
@@ -71,7 +72,8 @@ pub async fn find(
 ) -> Result<(UserRow, Vec<UserMembership>), PlatformError> {
     let row = sqlx::query_as!(
         UserRow,
-        r#"select u.id as "id: UserId", u.email, u.display_name, u.is_platform_admin,
+        r#"-- cross-tenant: the user's memberships in every tenant, by memberships_user_idx
+           select u.id as "id: UserId", u.email, u.display_name, u.is_platform_admin,
                   u.totp_enabled_at is not null as "two_factor!",
                   u.email_verified_at is not null as "verified!",
                   u.locked_at is not null as "locked!", u.created_at,
@@ -84,7 +86,8 @@ pub async fn find(
     .ok_or(PlatformError::NotFound)?;
     let memberships = sqlx::query_as!(
         UserMembership,
-        r#"select t.id as "tenant_id: TenantId", t.name as tenant_name, m.role as "role: Role"
+        r#"-- cross-tenant: the user's memberships in every tenant, by memberships_user_idx
+           select t.id as "tenant_id: TenantId", t.name as tenant_name, m.role as "role: Role"
            from memberships m join tenants t on t.id = m.tenant_id
            where m.user_id = $1 order by m.created_at"#,
         user.as_uuid()

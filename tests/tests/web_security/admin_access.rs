@@ -199,6 +199,19 @@ async fn every_admin_route_is_a_404_for_anyone_but_an_admin_with_two_factor() {
     assert!(page.body.contains("suspended"), "{}", page.body);
 }
 
+/// Whether a concrete path (`/users/1234?q=x`) is an instance of a declared one
+/// (`/users/{user_id}`).
+fn same_route(declared: &str, concrete: &str) -> bool {
+    let concrete = concrete.split('?').next().unwrap_or_default();
+    let (declared, concrete): (Vec<_>, Vec<_>) =
+        (declared.split('/').collect(), concrete.split('/').collect());
+    declared.len() == concrete.len()
+        && declared
+            .iter()
+            .zip(&concrete)
+            .all(|(d, c)| d == c || (d.starts_with('{') && d.ends_with('}')))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_refuses_everyone_but_admins_and_a_suspended_tenant_api_answers_403() {
     let kit = Kit::spawn(&[]).await;
@@ -237,6 +250,13 @@ async fn the_admin_api_refuses_everyone_but_admins_and_a_suspended_tenant_api_an
         ),
         (
             Method::POST,
+            format!("/admin/tenants/{t}/entitlements"),
+            Some(json!({ "overrides": { "seats": 1000 }, "reason": "attack" })),
+        ),
+        (Method::GET, "/admin/users?q=owner".into(), None),
+        (Method::GET, format!("/admin/users/{u}"), None),
+        (
+            Method::POST,
             format!("/admin/users/{u}/lock"),
             Some(reason.clone()),
         ),
@@ -245,8 +265,44 @@ async fn the_admin_api_refuses_everyone_but_admins_and_a_suspended_tenant_api_an
             format!("/admin/users/{u}/unlock"),
             Some(reason.clone()),
         ),
+        (
+            Method::POST,
+            format!("/admin/users/{u}/reset-password"),
+            Some(reason.clone()),
+        ),
+        (
+            Method::POST,
+            format!("/admin/users/{u}/end-sessions"),
+            Some(reason.clone()),
+        ),
+        (Method::GET, "/admin/jobs".into(), None),
+        (
+            Method::POST,
+            "/admin/jobs/some-job/retry".into(),
+            Some(reason.clone()),
+        ),
+        (
+            Method::POST,
+            "/admin/jobs/some-job/discard".into(),
+            Some(reason.clone()),
+        ),
         (Method::GET, "/admin/audit-events".into(), None),
     ];
+    // Every admin operation the API document declares is among the calls above, so a new
+    // one cannot go untested.
+    let spec: serde_json::Value = kit.app.get("/api/openapi.json").await.json().await.unwrap();
+    for (path, operations) in spec["paths"].as_object().expect("paths") {
+        let Some(admin_path) = path.strip_prefix("/admin") else {
+            continue;
+        };
+        for method in operations.as_object().expect("operations").keys() {
+            let covered = calls.iter().any(|(m, p, _)| {
+                m.as_str().eq_ignore_ascii_case(method)
+                    && same_route(admin_path, &p["/admin".len()..])
+            });
+            assert!(covered, "{method} /admin{admin_path} is not attacked here");
+        }
+    }
     let before = state_of(&kit, t, u).await;
     for (method, path, body) in &calls {
         let (status, problem) =
@@ -304,6 +360,87 @@ async fn the_admin_api_refuses_everyone_but_admins_and_a_suspended_tenant_api_an
     .await
     .unwrap();
     assert_eq!(events, 1);
+
+    // The rest of the admin API works for the admin, each action leaving its audit row.
+    let send = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let request = http
+            .request(method, kit.app.url(&format!("/api/v1{path}")))
+            .header("cookie", format!("tk_session={session}"))
+            .header("x-csrf-token", &csrf);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body)
+        }
+    };
+    let (status, _) = send(
+        Method::POST,
+        format!("/admin/tenants/{t}/entitlements"),
+        Some(json!({ "overrides": { "seats": 25, "features": ["sso"] }, "reason": "deal" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, problem) = send(
+        Method::POST,
+        format!("/admin/tenants/{t}/entitlements"),
+        Some(json!({ "overrides": { "seats": -1 }, "reason": "deal" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, found) = send(Method::GET, "/admin/users?q=owner@acme".into(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["items"][0]["email"], "owner@acme.test", "{found}");
+    let (status, detail) = send(Method::GET, format!("/admin/users/{u}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        detail["memberships"][0]["tenant_id"],
+        t.to_string(),
+        "{detail}"
+    );
+    let (status, jobs) = send(Method::GET, "/admin/jobs".into(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(jobs["dead_jobs"].is_array(), "{jobs}");
+    let (status, _) = send(
+        Method::POST,
+        "/admin/jobs/no-such-job/retry".into(),
+        Some(reason.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for action in ["end-sessions", "reset-password"] {
+        let (status, problem) = send(
+            Method::POST,
+            format!("/admin/users/{u}/{action}"),
+            Some(json!({ "reason": "support ticket 42" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{action}: {problem}");
+    }
+    let trail: Vec<String> = sqlx::query_scalar(
+        "select action from tenant_audit_events where tenant_id = $1 and action like 'admin.%'
+         union all
+         select action from account_audit_events where user_id = $2 and action like 'admin.%'
+         order by 1",
+    )
+    .bind(t)
+    .bind(u)
+    .fetch_all(&kit.app.db.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        trail,
+        [
+            "admin.tenant.entitlements",
+            "admin.tenant.suspend",
+            "admin.user.end_sessions",
+            "admin.user.force_password_reset"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,24 +30,29 @@ pub async fn insert(
 }
 
 pub async fn list(tx: &mut TenantTx) -> Result<Vec<ApiKey>, DbError> {
+    let tenant = tx.tenant_id();
     Ok(sqlx::query_as!(
         ApiKey,
         r#"select id as "id: ApiKeyId", name, role as "role: Role", created_by as "created_by: UserId",
                   created_at, last_used_at, revoked_at
-           from api_keys order by created_at desc"#
+           from api_keys where tenant_id = $1 order by created_at desc"#,
+        tenant.as_uuid()
     )
     .fetch_all(tx.conn())
     .await?)
 }
 
-/// The role and stored hash of a live (unrevoked) key.
+/// The role and stored hash of a live (unrevoked) key. Runs on every API request: the tenant
+/// is named so the lookup is one primary key probe, not a scan of every tenant's keys.
 pub async fn live_secret(
     tx: &mut TenantTx,
     id: ApiKeyId,
 ) -> Result<Option<(Role, Vec<u8>)>, DbError> {
+    let tenant = tx.tenant_id();
     let row = sqlx::query!(
         r#"select role as "role: Role", secret_hash from api_keys
-           where id = $1 and revoked_at is null"#,
+           where tenant_id = $1 and id = $2 and revoked_at is null"#,
+        tenant.as_uuid(),
         id.as_uuid()
     )
     .fetch_optional(tx.conn())
@@ -58,9 +63,12 @@ pub async fn live_secret(
 /// Records use at most once a minute per key: a write on every request would cost more than
 /// the request.
 pub async fn touch(tx: &mut TenantTx, id: ApiKeyId) -> Result<(), DbError> {
+    let tenant = tx.tenant_id();
     sqlx::query!(
         "update api_keys set last_used_at = now()
-         where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+         where tenant_id = $1 and id = $2
+           and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+        tenant.as_uuid(),
         id.as_uuid()
     )
     .execute(tx.conn())
@@ -69,8 +77,11 @@ pub async fn touch(tx: &mut TenantTx, id: ApiKeyId) -> Result<(), DbError> {
 }
 
 pub async fn revoke(tx: &mut TenantTx, id: ApiKeyId) -> Result<bool, DbError> {
+    let tenant = tx.tenant_id();
     let done = sqlx::query!(
-        "update api_keys set revoked_at = now() where id = $1 and revoked_at is null",
+        "update api_keys set revoked_at = now()
+         where tenant_id = $1 and id = $2 and revoked_at is null",
+        tenant.as_uuid(),
         id.as_uuid()
     )
     .execute(tx.conn())

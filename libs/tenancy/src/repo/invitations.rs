@@ -1,4 +1,5 @@
-//! SQL for invitations (tenant-owned; row level security scopes every statement).
+//! SQL for invitations (tenant-owned: every statement names the transaction's tenant on top
+//! of row level security; see the `repo` module).
 
 use chrono::{DateTime, Utc};
 use tenantkit_db::{DbError, TenantTx};
@@ -49,8 +50,10 @@ pub async fn pending_for_email(
     tx: &mut TenantTx,
     email: &str,
 ) -> Result<Option<Invitation>, DbError> {
+    let tenant = tx.tenant_id();
     Ok(select_invitations!(
-        "where status = 'pending' and lower(email) = lower($1)",
+        "where tenant_id = $1 and status = 'pending' and lower(email) = lower($2)",
+        tenant.as_uuid(),
         email
     )
     .fetch_optional(tx.conn())
@@ -58,9 +61,14 @@ pub async fn pending_for_email(
 }
 
 pub async fn find(tx: &mut TenantTx, id: InvitationId) -> Result<Option<Invitation>, DbError> {
-    Ok(select_invitations!("where id = $1", id.as_uuid())
-        .fetch_optional(tx.conn())
-        .await?)
+    let tenant = tx.tenant_id();
+    Ok(select_invitations!(
+        "where tenant_id = $1 and id = $2",
+        tenant.as_uuid(),
+        id.as_uuid()
+    )
+    .fetch_optional(tx.conn())
+    .await?)
 }
 
 /// Locks the invitation for the rest of the transaction (accepting it twice at once must not
@@ -69,19 +77,24 @@ pub async fn find_for_update(
     tx: &mut TenantTx,
     id: InvitationId,
 ) -> Result<Option<Invitation>, DbError> {
-    Ok(
-        select_invitations!("where id = $1 for update", id.as_uuid())
-            .fetch_optional(tx.conn())
-            .await?,
+    let tenant = tx.tenant_id();
+    Ok(select_invitations!(
+        "where tenant_id = $1 and id = $2 for update",
+        tenant.as_uuid(),
+        id.as_uuid()
     )
+    .fetch_optional(tx.conn())
+    .await?)
 }
 
 pub async fn pending(tx: &mut TenantTx) -> Result<Vec<Invitation>, DbError> {
-    Ok(
-        select_invitations!("where status = 'pending' order by created_at desc")
-            .fetch_all(tx.conn())
-            .await?,
+    let tenant = tx.tenant_id();
+    Ok(select_invitations!(
+        "where tenant_id = $1 and status = 'pending' order by created_at desc",
+        tenant.as_uuid()
     )
+    .fetch_all(tx.conn())
+    .await?)
 }
 
 /// A resent invitation gets a fresh expiry.
@@ -90,8 +103,11 @@ pub async fn extend(
     id: InvitationId,
     expires_at: DateTime<Utc>,
 ) -> Result<bool, DbError> {
+    let tenant = tx.tenant_id();
     let done = sqlx::query!(
-        "update invitations set expires_at = $2 where id = $1 and status = 'pending'",
+        "update invitations set expires_at = $3
+         where tenant_id = $1 and id = $2 and status = 'pending'",
+        tenant.as_uuid(),
         id.as_uuid(),
         expires_at
     )
@@ -101,8 +117,11 @@ pub async fn extend(
 }
 
 pub async fn revoke(tx: &mut TenantTx, id: InvitationId) -> Result<bool, DbError> {
+    let tenant = tx.tenant_id();
     let done = sqlx::query!(
-        "update invitations set status = 'revoked' where id = $1 and status = 'pending'",
+        "update invitations set status = 'revoked'
+         where tenant_id = $1 and id = $2 and status = 'pending'",
+        tenant.as_uuid(),
         id.as_uuid()
     )
     .execute(tx.conn())
@@ -115,9 +134,11 @@ pub async fn mark_accepted(
     id: InvitationId,
     user: UserId,
 ) -> Result<bool, DbError> {
+    let tenant = tx.tenant_id();
     let done = sqlx::query!(
-        "update invitations set status = 'accepted', accepted_by = $2
-         where id = $1 and status = 'pending'",
+        "update invitations set status = 'accepted', accepted_by = $3
+         where tenant_id = $1 and id = $2 and status = 'pending'",
+        tenant.as_uuid(),
         id.as_uuid(),
         user.as_uuid()
     )

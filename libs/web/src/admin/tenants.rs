@@ -171,7 +171,7 @@ async fn detail_page(
     let mut tx = browser
         .state
         .db
-        .platform(admin.id(), reading("tenant detail"))
+        .platform(admin.id(), reading("tenant detail").concerning(tenant))
         .await?;
     let tenant_view = tenant_view::view(&mut tx, tenant).await?;
     tx.commit().await?;
@@ -224,7 +224,8 @@ pub(super) async fn export(
     let admin = admin_session.admin;
     let tenant = tenant_id(&id)?;
     let reason = tenantkit_platform::Reason::new(format!("admin area: export of tenant {tenant}"))
-        .expect("non-empty");
+        .expect("non-empty")
+        .concerning(tenant);
     let mut tx = browser.state.db.platform(admin.id(), reason).await?;
     let document = tenant_view::export(&mut tx, tenant).await?;
     tx.commit().await?;

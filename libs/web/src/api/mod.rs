@@ -70,7 +70,9 @@ type Apis = (
     account::AccountApi,
     team::TeamApi,
     keys::ApiKeysApi,
-    admin::AdminApi,
+    admin::AdminTenantsApi,
+    admin::AdminUsersApi,
+    admin::AdminJobsApi,
 );
 
 pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
@@ -80,7 +82,9 @@ pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             account::AccountApi,
             team::TeamApi,
             keys::ApiKeysApi,
-            admin::AdminApi,
+            admin::AdminTenantsApi,
+            admin::AdminUsersApi,
+            admin::AdminJobsApi,
         ),
         "Tenantkit API",
         env!("CARGO_PKG_VERSION"),
