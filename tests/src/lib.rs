@@ -7,6 +7,7 @@ pub mod api;
 pub mod browser;
 pub mod mail;
 pub mod process;
+pub mod stripe;
 pub mod web_client;
 pub mod worker;
 

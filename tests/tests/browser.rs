@@ -13,6 +13,7 @@ use tenantkit_tests::{
     env,
     process::{binary, free_port},
     settings_for,
+    stripe::{FakeStripe, FakeStripeConfig, SECRET_KEY},
     worker::RunningWorker,
 };
 
@@ -25,13 +26,19 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`Stack::start`], with `settings` added for both the app and the worker.
+    async fn start_with(settings: &[(&str, &str)]) -> Self {
         let db = TestDb::new().await;
         let address = format!("127.0.0.1:{}", free_port());
         let public_url = format!("http://{address}");
-        let overrides = [
+        let mut overrides = vec![
             ("server.bind", address.as_str()),
             ("server.public_url", public_url.as_str()),
         ];
+        overrides.extend_from_slice(settings);
         let worker = RunningWorker::start(settings_for(&db, &overrides));
         let settings = settings_for(&db, &overrides);
         let app = TestApp::spawn_with(db, settings).await;
@@ -184,4 +191,78 @@ async fn an_admin_suspends_reactivates_and_impersonates() {
             ],
         )
         .await;
+}
+
+/// The plans of the billing journey: Free, and Team and Business at the test server's seeded
+/// prices.
+const PLANS: &str = r#"[
+  {"name": "free", "display_name": "Free", "included_seats": 2},
+  {"name": "team", "display_name": "Team", "stripe_price_monthly": "price_team_monthly",
+   "stripe_price_yearly": "price_team_yearly", "included_seats": 5,
+   "monthly_price_cents": 2900, "yearly_price_cents": 29000},
+  {"name": "business", "display_name": "Business",
+   "stripe_price_monthly": "price_business_monthly", "included_seats": 50,
+   "monthly_price_cents": 9900}
+]"#;
+
+/// Stripe's webhooks arriving late, as they may: the checkout page's Pay button finds no
+/// webhook URL (its deliveries fail), and a few seconds after the payment, while the customer
+/// waits on the success page, the failed events are delivered again, as Stripe retries them.
+async fn deliver_late(stripe: &FakeStripe, webhook_url: String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    while !stripe
+        .checkout_sessions()
+        .iter()
+        .any(|session| session["status"] == "complete")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkout was paid within 240 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stripe.set_webhook_url(webhook_url);
+    let failed: Vec<String> = stripe
+        .deliveries()
+        .iter()
+        .filter(|delivery| delivery.status.is_none())
+        .map(|delivery| delivery.event_id.clone())
+        .collect();
+    assert_eq!(failed.len(), 3, "the payment's events: {failed:?}");
+    for event in stripe
+        .events()
+        .iter()
+        .filter(|event| failed.iter().any(|id| event["id"] == id.as_str()))
+    {
+        assert_eq!(stripe.deliver(event).await, 200, "delivering {event}");
+    }
+}
+
+/// Billing, with the Stripe-compatible test server as Stripe: an owner signs up, opens the
+/// billing page (Free, status none), chooses Team billed monthly, pays on the test server's
+/// checkout page and comes back to the success page, which says Stripe is confirming and
+/// reloads itself until the (late) webhooks have put the tenant on Team: active, with "Manage
+/// billing".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_chooses_a_plan_and_pays_at_checkout() {
+    let stripe = FakeStripe::start(FakeStripeConfig::default()).await;
+    let secret = stripe.webhook_secret();
+    let base = stripe.url();
+    let stack = Stack::start_with(&[
+        ("billing.stripe_secret_key", SECRET_KEY),
+        ("billing.webhook_secrets", &secret),
+        ("billing.stripe_api_base", &base),
+        ("billing.plans", PLANS),
+    ])
+    .await;
+    let webhook_url = stack.app.url("/webhooks/stripe");
+    tokio::join!(
+        stack.run("billing.mjs", vec![("STRIPE_URL", stripe.url())]),
+        deliver_late(&stripe, webhook_url),
+    );
+    let sessions = stripe.checkout_sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["status"], "complete", "{:?}", sessions[0]);
+    stripe.stop().await;
 }

@@ -1,11 +1,19 @@
 //! Worker wiring, a library so tests run the very worker production runs.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
 use tenantkit_accounts::{
     emails::{AccountEmail, EmailSettings, deliver_account_email},
     links::Links,
+};
+use tenantkit_billing::{
+    Billing,
+    emails::{BillingEmail, deliver_billing_email},
+    jobs::{
+        BillingJobContext, EnforceGracePeriod, ProcessStripeEvent, SyncSeats, run_grace_period,
+        run_seat_sync, run_stripe_event,
+    },
 };
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
@@ -14,6 +22,9 @@ use tenantkit_notifications::Mailer;
 use tenantkit_platform::purge::{PurgeTenant, run_purge};
 use tenantkit_tenancy::emails::{InvitationEmail, deliver_invitation_email};
 use tokio::sync::watch;
+
+/// One queue's consumer, running until told to stop.
+type Consumer<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + 'a>>;
 
 /// The longest pause between attempts to restart a worker whose backend failed.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
@@ -39,14 +50,17 @@ pub async fn run(
         links: Links::new(&settings.server.public_url, &settings.secret_key),
         retry_base: settings.worker.retry_base_delay,
     };
+    let billing = BillingJobContext {
+        billing: Billing::new(&settings.billing).map_err(|e| format!("billing: {e}"))?,
+        public_url: settings.server.public_url.clone(),
+        retry_base: settings.worker.retry_base_delay,
+    };
     let mut delay = Duration::from_secs(1);
     loop {
         let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
-        let account_name = format!("{name}-account");
-        let invitation_name = format!("{name}-invitation");
-        let purge_name = format!("{name}-purge");
         tracing::info!(worker = %name, "worker starting");
-        // One consumer per queue. When any ends (its backend failed), the others are told to
+        // One consumer per queue, each named after the worker and its queue (so what it holds
+        // can be released by name). When any ends (its backend failed), the others are told to
         // stop too, and they restart together.
         let (ended_tx, ended_rx) = watch::channel(false);
         let stop_when = |global: watch::Receiver<bool>, sibling: watch::Receiver<bool>| async move {
@@ -57,56 +71,62 @@ pub async fn run(
             }
             Ok::<(), std::io::Error>(())
         };
-        let account = WorkerBuilder::new(account_name.as_str())
-            .backend(tenantkit_jobs::storage::<AccountEmail>(&db).with_pubsub())
-            .data(db.clone())
-            .data(mailer.clone())
-            .data(email_settings.clone())
-            .enable_tracing()
-            .catch_panic()
-            .concurrency(settings.worker.concurrency)
-            .build(deliver_account_email);
-        let invitation = WorkerBuilder::new(invitation_name.as_str())
-            .backend(tenantkit_jobs::storage::<InvitationEmail>(&db).with_pubsub())
-            .data(db.clone())
-            .data(mailer.clone())
-            .data(email_settings.clone())
-            .enable_tracing()
-            .catch_panic()
-            .concurrency(settings.worker.concurrency)
-            .build(deliver_invitation_email);
-        let purge = WorkerBuilder::new(purge_name.as_str())
-            .backend(tenantkit_jobs::storage::<PurgeTenant>(&db).with_pubsub())
-            .data(db.clone())
-            .enable_tracing()
-            .catch_panic()
-            .concurrency(1)
-            .build(run_purge);
+        let consumer_name = |queue: &str| format!("{name}-{queue}");
+        let mut consumers: Vec<(&'static str, String)> = Vec::new();
+        let mut running: Vec<Consumer<'_>> = Vec::new();
+        macro_rules! consume {
+            ($job:ty, $handler:expr, $concurrency:expr $(, $data:expr)*) => {{
+                let worker_name = consumer_name(<$job as Job>::QUEUE);
+                let worker = WorkerBuilder::new(worker_name.as_str())
+                    .backend(tenantkit_jobs::storage::<$job>(&db).with_pubsub())
+                    .data(db.clone())
+                    $(.data($data.clone()))*
+                    .enable_tracing()
+                    .catch_panic()
+                    .concurrency($concurrency)
+                    .build($handler);
+                let (stop, ended, ended_tx) = (stop_rx.clone(), ended_rx.clone(), ended_tx.clone());
+                running.push(Box::pin(async move {
+                    let result = worker.run_until(stop_when(stop, ended)).await;
+                    let _ = ended_tx.send(true);
+                    result.map_err(|e| e.to_string())
+                }));
+                consumers.push((<$job as Job>::QUEUE, worker_name));
+            }};
+        }
+        let concurrency = settings.worker.concurrency;
+        consume!(
+            AccountEmail,
+            deliver_account_email,
+            concurrency,
+            mailer,
+            email_settings
+        );
+        consume!(
+            InvitationEmail,
+            deliver_invitation_email,
+            concurrency,
+            mailer,
+            email_settings
+        );
+        consume!(PurgeTenant, run_purge, 1);
+        consume!(ProcessStripeEvent, run_stripe_event, concurrency, billing);
+        consume!(SyncSeats, run_seat_sync, concurrency, billing);
+        consume!(EnforceGracePeriod, run_grace_period, concurrency, billing);
+        consume!(
+            BillingEmail,
+            deliver_billing_email,
+            concurrency,
+            mailer,
+            billing
+        );
         let started = std::time::Instant::now();
         let running = async {
-            let account = async {
-                let result = account
-                    .run_until(stop_when(stop_rx.clone(), ended_rx.clone()))
-                    .await;
-                let _ = ended_tx.send(true);
-                result
-            };
-            let invitation = async {
-                let result = invitation
-                    .run_until(stop_when(stop_rx.clone(), ended_rx.clone()))
-                    .await;
-                let _ = ended_tx.send(true);
-                result
-            };
-            let purge = async {
-                let result = purge
-                    .run_until(stop_when(stop_rx.clone(), ended_rx.clone()))
-                    .await;
-                let _ = ended_tx.send(true);
-                result
-            };
-            let (account, invitation, purge) = tokio::join!(account, invitation, purge);
-            account.and(invitation).and(purge)
+            futures::future::join_all(running)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, String>>()
+                .map(|_| ())
         };
         // Once asked to stop, running jobs get `worker.shutdown_timeout`; what is still held
         // then goes back to the queue for another worker, instead of waiting out the orphan
@@ -119,11 +139,7 @@ pub async fn run(
         let result = tokio::select! {
             result = running => result,
             () = deadline => {
-                for (queue, worker) in [
-                    (AccountEmail::QUEUE, &account_name),
-                    (InvitationEmail::QUEUE, &invitation_name),
-                    (PurgeTenant::QUEUE, &purge_name),
-                ] {
+                for (queue, worker) in &consumers {
                     match tenantkit_jobs::release_held(&db, queue, worker).await {
                         Ok(released) => tracing::warn!(released, queue, "jobs still running at the shutdown deadline were released"),
                         Err(error) => tracing::error!(%error, queue, "could not release held jobs; they return after the orphan timeout"),

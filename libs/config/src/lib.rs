@@ -3,10 +3,12 @@
 //! one line each, naming the key and the environment variable that sets it.
 //! Secrets are `SecretString`s: their `Debug` prints `[REDACTED]`, so they cannot reach logs.
 
+mod billing;
 mod deploy_check;
 mod reader;
 mod settings;
 
+pub use billing::{BillingSettings, FREE_PLAN, PlanSettings};
 pub use deploy_check::DeployProblem;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use settings::{

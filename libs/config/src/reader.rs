@@ -39,7 +39,17 @@ impl Reader {
         }
     }
 
-    fn source(&self, key: &str) -> String {
+    /// The value at `key` as figment holds it (tables and arrays too), for structured settings.
+    pub(crate) fn value(&self, key: &str) -> Option<Value> {
+        self.figment.find_value(key).ok()
+    }
+
+    /// Whether any source sets `key` (a default in code does not count).
+    pub(crate) fn is_set(&self, key: &str) -> bool {
+        self.figment.find_value(key).is_ok()
+    }
+
+    pub(crate) fn source(&self, key: &str) -> String {
         self.figment
             .find_metadata(key)
             .map(|m| m.name.to_string())

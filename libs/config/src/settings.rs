@@ -9,7 +9,7 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::{ConfigError, reader::Reader};
+use crate::{BillingSettings, ConfigError, reader::Reader};
 
 /// A development-only key: `check` and production start-up reject it.
 pub(crate) const DEVELOPMENT_SECRET_KEY: &str =
@@ -62,6 +62,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
     pub admin: AdminSettings,
+    pub billing: BillingSettings,
     /// Signs sessions, CSRF tokens and links.
     pub secret_key: SecretString,
 }
@@ -128,7 +129,8 @@ pub struct WorkerSettings {
 /// What platform admins may do to tenants and users.
 #[derive(Clone, Debug)]
 pub struct AdminSettings {
-    /// Plan names an admin may assign (billing brings their prices and entitlements).
+    /// Plan names an admin may assign: `billing.plans` (all of them unless `admin.plans`
+    /// names some).
     pub plans: Vec<String>,
     /// How long a deleted tenant's data is kept (and can be exported) before it is purged.
     pub deleted_tenant_retention: Duration,
@@ -203,7 +205,6 @@ impl Settings {
         let retry_base = r.or("worker.retry_base_delay_secs", 5u64);
         let logins_per_account = r.or("rate_limit.logins_per_account", 10u32);
         let logins_per_address = r.or("rate_limit.logins_per_address", 100u32);
-        let plans = r.or("admin.plans", "free,team,business".to_owned());
         let retention_days = r.or("admin.deleted_tenant_retention_days", 30u64);
         let impersonation_minutes = r.or("admin.impersonation_minutes", 30u64);
         let log_format = r.or("log.format", LogFormat::Text);
@@ -252,24 +253,8 @@ impl Settings {
                     .to_owned(),
             );
         }
-        let plans: Vec<String> = plans
-            .split(',')
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        if plans.is_empty()
-            || plans.iter().any(|p| {
-                p.len() > 40
-                    || !p
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
-            })
-        {
-            r.problems.push(
-                "admin.plans must list plan names (lowercase letters, digits, '_' or '-'), comma-separated"
-                    .to_owned(),
-            );
-        }
+        let billing = crate::billing::read(&mut r);
+        let plans = crate::billing::admin_plans(&mut r, &billing);
         if impersonation_minutes == 0 || impersonation_minutes > 240 {
             r.problems
                 .push("admin.impersonation_minutes must be between 1 and 240".to_owned());
@@ -315,6 +300,7 @@ impl Settings {
                         deleted_tenant_retention: Duration::from_secs(retention_days * 86_400),
                         impersonation_ttl: Duration::from_secs(impersonation_minutes * 60),
                     },
+                    billing,
                     rate_limit: RateLimitSettings {
                         signups_per_hour,
                         logins_per_account,

@@ -193,3 +193,6 @@ fn numbers_from_the_environment_are_read() {
         "{negative:?}"
     );
 }
+
+/// Billing settings: plans, Stripe credentials, and what `admin.plans` became.
+mod billing;

@@ -6,7 +6,6 @@
 //! templates do not: the text part is shown as-is by mail clients, so escaping would only
 //! corrupt names like "Smith & Co".
 
-use askama::Template;
 use lettre::{
     Message,
     message::{Mailbox, MultiPart},
@@ -53,12 +52,14 @@ pub fn build_message(
 
 /// Subjects embed user-chosen values (an organisation name); collapsing all whitespace keeps a
 /// stray newline in them from breaking the subject over lines.
-fn one_line(subject: &str) -> String {
+#[doc(hidden)] // for `email_messages!`
+pub fn one_line(subject: &str) -> String {
     subject.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// askama drops the template file's final newline; bodies read better ending in one.
-fn with_final_newline(mut body: String) -> String {
+#[doc(hidden)] // for `email_messages!`
+pub fn with_final_newline(mut body: String) -> String {
     if !body.ends_with('\n') {
         body.push('\n');
     }
@@ -67,7 +68,8 @@ fn with_final_newline(mut body: String) -> String {
 
 /// Whether `path` is `email/<folder>/<file>`: checked at compile time for each message, since
 /// askama needs its paths as literals and so each one is written out next to the folder name.
-const fn is_part_path(path: &str, folder: &str, file: &str) -> bool {
+#[doc(hidden)] // for `email_messages!`
+pub const fn is_part_path(path: &str, folder: &str, file: &str) -> bool {
     const fn has_at(s: &[u8], at: usize, part: &[u8]) -> bool {
         let mut i = 0;
         while i < part.len() {
@@ -89,8 +91,10 @@ const fn is_part_path(path: &str, folder: &str, file: &str) -> bool {
 
 /// Declares each message's public struct and its [`EmailContent`] impl. The three askama views
 /// are private wrappers that deref to the message, so templates name fields directly
-/// (`{{ name }}`) and a message stays one public type.
-macro_rules! emails {
+/// (`{{ name }}`) and a message stays one public type. Exported: every domain crate declares
+/// its emails with it, its templates found through its own `askama.toml`.
+#[macro_export]
+macro_rules! email_messages {
     ($(
         $(#[$meta:meta])*
         $name:ident in $folder:literal {
@@ -108,29 +112,29 @@ macro_rules! emails {
         }
 
         const _: () = assert!(
-            is_part_path($subject, $folder, "subject.txt")
-                && is_part_path($text, $folder, "body.txt")
-                && is_part_path($html, $folder, "body.html"),
+            $crate::is_part_path($subject, $folder, "subject.txt")
+                && $crate::is_part_path($text, $folder, "body.txt")
+                && $crate::is_part_path($html, $folder, "body.html"),
             "template paths must be email/<TEMPLATE>/subject.txt, body.txt and body.html",
         );
 
-        impl EmailContent for $name {
+        impl $crate::EmailContent for $name {
             const TEMPLATE: &'static str = $folder;
 
-            fn render(&self) -> Result<RenderedEmail, askama::Error> {
-                emails!(@view Subject $subject $name);
-                emails!(@view Text $text $name);
-                emails!(@view Html $html $name);
-                Ok(RenderedEmail {
-                    subject: one_line(&Subject(self).render()?),
-                    text: with_final_newline(Text(self).render()?),
-                    html: with_final_newline(Html(self).render()?),
+            fn render(&self) -> Result<$crate::RenderedEmail, ::askama::Error> {
+                $crate::email_messages!(@view Subject $subject $name);
+                $crate::email_messages!(@view Text $text $name);
+                $crate::email_messages!(@view Html $html $name);
+                Ok($crate::RenderedEmail {
+                    subject: $crate::one_line(&::askama::Template::render(&Subject(self))?),
+                    text: $crate::with_final_newline(::askama::Template::render(&Text(self))?),
+                    html: $crate::with_final_newline(::askama::Template::render(&Html(self))?),
                 })
             }
         }
     )*};
     (@view $view:ident $path:literal $name:ident) => {
-        #[derive(Template)]
+        #[derive(::askama::Template)]
         #[template(path = $path)]
         struct $view<'a>(&'a $name);
 
@@ -144,7 +148,7 @@ macro_rules! emails {
     };
 }
 
-emails! {
+email_messages! {
     /// Asks a new user to confirm their email address.
     VerifyEmail in "verify_email" {
         subject: "email/verify_email/subject.txt",

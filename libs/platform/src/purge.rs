@@ -85,6 +85,17 @@ pub async fn purge(db: &Database, tenant: TenantId) -> Result<Purged, crate::Pla
     sqlx::query!("delete from sent_emails where tenant_id = $1", id)
         .execute(tx.conn())
         .await?;
+    // Billing's copies of Stripe's objects (Stripe keeps its own; a subscription still live
+    // there is canceled in Stripe, not here).
+    sqlx::query!("delete from billing_invoices where tenant_id = $1", id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query!("delete from billing_subscriptions where tenant_id = $1", id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query!("delete from billing_accounts where tenant_id = $1", id)
+        .execute(tx.conn())
+        .await?;
     sqlx::query!(
         "update tenants set status = 'purged', name = 'Purged organisation',
                 slug = 'purged-' || replace(id::text, '-', ''), entitlement_overrides = '{}',

@@ -25,8 +25,13 @@ pub enum TenancyError {
     /// The invitation was withdrawn by the organisation.
     #[error("this invitation was withdrawn")]
     InvitationRevoked,
+    /// The plan's seats are all taken by members and open invitations.
+    #[error("the plan's {0} seats are all taken")]
+    SeatLimit(u32),
     #[error(transparent)]
     Account(#[from] AccountError),
+    #[error(transparent)]
+    Billing(#[from] tenantkit_billing::BillingError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]

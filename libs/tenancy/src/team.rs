@@ -101,11 +101,15 @@ pub async fn pending_invitations(
 }
 
 /// Invites `email` with `role`, or resends the pending invitation for that address.
+/// `seats` is the plan's member limit (billing's entitlements; `None`: no limit): members and
+/// open invitations together stay within it. The count is taken under a lock on the tenant,
+/// so two invitations at once cannot both take the last seat.
 pub async fn invite(
     tx: &mut TenantTx,
     actor: Actor,
     email: &str,
     role: Role,
+    seats: Option<u32>,
 ) -> Result<InvitationId, TenancyError> {
     actor.require_manager()?;
     actor.require_owner_for(role)?;
@@ -119,6 +123,15 @@ pub async fn invite(
             "email",
             "is already a member of this organisation",
         ));
+    }
+    if let Some(seats) = seats {
+        let taken = repo::lock_seats_taken(tx).await?;
+        let resending = repo::invitations::pending_for_email(tx, email.as_str())
+            .await?
+            .is_some();
+        if !resending && taken >= i64::from(seats) {
+            return Err(TenancyError::SeatLimit(seats));
+        }
     }
     let expires_at = Utc::now() + INVITATION_LIFETIME;
     let id = match repo::invitations::insert(tx, email.as_str(), role, actor.user(), expires_at)
@@ -241,7 +254,9 @@ pub async fn remove_member(
         return Err(TenancyError::LastOwner);
     }
     repo::remove_member(tx, member).await?;
-    audit::record_by(tx, actor, "member.removed", json!({ "user_id": member })).await?;
+    let change =
+        audit::record_by(tx, actor, "member.removed", json!({ "user_id": member })).await?;
+    tenantkit_billing::enqueue_seat_sync(tx, &format!("member-removed:{member}:{change}")).await?;
     Ok(())
 }
 
@@ -252,7 +267,8 @@ pub async fn leave(tx: &mut TenantTx, actor: Actor) -> Result<(), TenancyError> 
         return Err(TenancyError::LastOwner);
     }
     repo::remove_member(tx, user).await?;
-    audit::record_by(tx, actor, "member.left", json!({})).await?;
+    let change = audit::record_by(tx, actor, "member.left", json!({})).await?;
+    tenantkit_billing::enqueue_seat_sync(tx, &format!("member-left:{user}:{change}")).await?;
     Ok(())
 }
 
@@ -373,10 +389,19 @@ pub async fn accept_invitation(
         }
         Joining::Existing(existing) => existing,
     };
-    if repo::role_of(&mut tx, user).await?.is_none() {
+    let joined = repo::role_of(&mut tx, user).await?.is_none();
+    if joined {
         repo::add_member(&mut tx, user, locked.role).await?;
     }
     repo::invitations::mark_accepted(&mut tx, locked.id, user).await?;
+    if joined {
+        // The invitation is accepted once: its id names the change.
+        tenantkit_billing::enqueue_seat_sync(
+            &mut tx,
+            &format!("member-added:{user}:{}", locked.id),
+        )
+        .await?;
+    }
     audit::record(
         &mut tx,
         Some(user),

@@ -70,6 +70,7 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
+        .at("/webhooks/stripe", poem::post(crate::webhooks::stripe))
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
         .nest("/api/v1", api.with(BodyLimit(MAX_API_BODY_BYTES)))

@@ -17,6 +17,7 @@ mod rate_limit;
 mod session;
 mod state;
 mod usage;
+mod webhooks;
 
 pub use app::Application;
 pub use problem::{ApiError, Problem};

@@ -120,6 +120,16 @@ pub(crate) struct SecurityHeadersEndpoint<E> {
 /// Pages are self-contained: no third-party origin may load anything. The API docs page
 /// ships inline scripts, so it alone gets `'unsafe-inline'` for scripts and styles.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+/// [`CSP`] for a page whose forms are answered by a redirect to these origins (the billing
+/// page's: Stripe Checkout and the billing portal). Browsers hold a form's submission, and
+/// every redirect it leads to, to the page's `form-action`.
+pub(crate) fn csp_with_form_targets(origins: &[String]) -> String {
+    CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", origins.join(" ")),
+    )
+}
+
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
@@ -138,10 +148,13 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         );
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(if docs { DOCS_CSP } else { CSP }),
-        );
+        // A page may have set a policy of its own (see `csp_with_form_targets`).
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(if docs { DOCS_CSP } else { CSP }),
+            );
+        }
         headers.insert(
             "cross-origin-opener-policy",
             HeaderValue::from_static("same-origin"),

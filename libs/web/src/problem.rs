@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 
 use poem_openapi::{ApiResponse, Object, payload::Json, types::ToJSON};
 use tenantkit_accounts::AccountError;
+use tenantkit_billing::BillingError;
 use tenantkit_db::DbError;
 use tenantkit_tenancy::TenancyError;
 
@@ -156,6 +157,26 @@ impl ApiError {
         ))
     }
 
+    /// The plan's seats are all taken (members and open invitations).
+    pub fn seat_limit(seats: u32) -> Self {
+        Self::Conflict(Json(
+            Problem::new(409, "seat-limit", "Seat limit reached").detail(format!(
+                "The plan includes {seats} seats and all are taken by members or open \
+                 invitations. Choose a larger plan, or revoke an invitation."
+            )),
+        ))
+    }
+
+    /// A payment is overdue past the grace period: the organisation is read-only.
+    pub fn billing_restricted() -> Self {
+        Self::Forbidden(Json(
+            Problem::new(403, "billing-restricted", "Organisation read-only").detail(
+                "A payment is overdue, so this organisation is read-only until it is paid. \
+                 Owners can update the payment method on the billing page.",
+            ),
+        ))
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         let mut problem = Problem::new(422, "invalid", "Invalid input");
         problem.errors.push(FieldProblem {
@@ -255,8 +276,33 @@ impl From<TenancyError> for ApiError {
             ),
             TenancyError::Conflict(reason) => Self::conflict(reason),
             TenancyError::InvitationRevoked => Self::not_found(),
+            TenancyError::SeatLimit(seats) => Self::seat_limit(seats),
+            TenancyError::Billing(billing) => billing.into(),
             TenancyError::Account(account) => account.into(),
             TenancyError::Db(db) => db.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<BillingError> for ApiError {
+    fn from(error: BillingError) -> Self {
+        match error {
+            BillingError::NotConfigured => {
+                Self::conflict("Billing is not configured on this installation.")
+            }
+            BillingError::UnknownPlan(_) => Self::invalid("plan", "Choose one of the plans."),
+            BillingError::NoCustomer => {
+                Self::conflict("There is nothing to manage yet: choose a plan first.")
+            }
+            BillingError::NotFound => Self::not_found(),
+            BillingError::Conflict(message) => Self::conflict(message),
+            BillingError::Invalid { field, message } => Self::invalid(field, message),
+            BillingError::Stripe(failure) => {
+                tracing::warn!(error = %failure, "Stripe call failed");
+                Self::unavailable()
+            }
+            BillingError::Db(db) => db.into(),
             other => Self::internal(&other),
         }
     }

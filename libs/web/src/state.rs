@@ -5,6 +5,7 @@ use std::sync::{
 
 use secrecy::ExposeSecret;
 use tenantkit_accounts::PasswordHasher;
+use tenantkit_billing::Billing;
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
 
@@ -17,6 +18,8 @@ use crate::{csrf::CsrfKey, kv::Kv};
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Database,
+    /// Plans, entitlements and Stripe (checkout, portal, webhooks).
+    pub billing: Billing,
     pub(crate) kv: Arc<Kv>,
     pub hasher: PasswordHasher,
     /// Emailed links and their signed tokens, from the configured public URL.
@@ -32,6 +35,7 @@ impl AppState {
         let redis = redis::Client::open(settings.redis.url.expose_secret())
             .map_err(|e| format!("redis.url: {e}"))?;
         let kv = Arc::new(Kv::new(redis, settings.redis.key_prefix.clone()));
+        let billing = Billing::new(&settings.billing).map_err(|e| format!("billing: {e}"))?;
         // Install the metrics recorder before the first request records anything.
         tenantkit_telemetry::metrics();
         Ok(Self {
@@ -39,6 +43,7 @@ impl AppState {
             csrf: CsrfKey::new(&settings.secret_key),
             settings: Arc::new(settings),
             db,
+            billing,
             kv,
             hasher: PasswordHasher::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),

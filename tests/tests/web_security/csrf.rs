@@ -27,7 +27,7 @@ const ANONYMOUS_POSTS: [&str; 6] = [
     "/password/reset",
     "/invitations/accept",
 ];
-const SIGNED_IN_POSTS: [&str; 16] = [
+const SIGNED_IN_POSTS: [&str; 18] = [
     "/logout",
     "/impersonation/stop",
     "/account/password",
@@ -44,6 +44,8 @@ const SIGNED_IN_POSTS: [&str; 16] = [
     "/team/members/:id/remove",
     "/team/leave",
     "/team/transfer",
+    "/billing/checkout",
+    "/billing/portal",
 ];
 
 /// The routes `pages::routes()` answers POST on, read from its source.
@@ -331,6 +333,12 @@ async fn signed_in_forms_refuse_a_missing_or_foreign_csrf_token() {
         forged("/team/members/:id/remove", &remove, &[]),
         forged("/team/transfer", "/team/transfer", &[("user_id", &bo_user)]),
         forged("/impersonation/stop", "/impersonation/stop", &[]),
+        forged(
+            "/billing/checkout",
+            "/billing/checkout",
+            &[("plan", "team"), ("interval", "monthly")],
+        ),
+        forged("/billing/portal", "/billing/portal", &[]),
     ];
     for case in &cases {
         assert_csrf_refused(&kit, &mut covered, &ada1, case, &foreign_tokens).await;

@@ -163,6 +163,27 @@ pub async fn remove_member(tx: &mut TenantTx, user: UserId) -> Result<bool, DbEr
     Ok(done.rows_affected() == 1)
 }
 
+/// Members plus open invitations: the seats taken. Locks the tenant row first, in a statement
+/// of its own: a statement's snapshot is taken when it starts, so counting in the locking
+/// statement would count what was there before the previous holder committed.
+pub async fn lock_seats_taken(tx: &mut TenantTx) -> Result<i64, DbError> {
+    let tenant = tx.tenant_id();
+    sqlx::query!(
+        "select id from tenants where id = $1 for no key update",
+        tenant.as_uuid()
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(sqlx::query_scalar!(
+        r#"select (select count(*) from memberships where tenant_id = $1)
+                + (select count(*) from invitations
+                    where tenant_id = $1 and status = 'pending' and expires_at > now()) as "taken!""#,
+        tenant.as_uuid()
+    )
+    .fetch_one(tx.conn())
+    .await?)
+}
+
 pub async fn member_count(tx: &mut TenantTx) -> Result<i64, DbError> {
     let tenant = tx.tenant_id();
     Ok(sqlx::query_scalar!(

@@ -73,6 +73,21 @@ impl Caller {
         Ok((tx, actor))
     }
 
+    /// [`Self::open_tenant`] for a change that adds or alters data: refused while the
+    /// organisation is read-only for an overdue payment (billing's restricted mode). Removing
+    /// members, revoking invitations and keys stay possible: they only shrink or secure.
+    pub(crate) async fn open_tenant_to_change(
+        &self,
+        state: &AppState,
+        tenant: TenantId,
+    ) -> Result<(TenantTx, Actor), ApiError> {
+        let (mut tx, actor) = self.open_tenant(state, tenant).await?;
+        if state.billing.entitlements(&mut tx).await?.restricted {
+            return Err(ApiError::billing_restricted());
+        }
+        Ok((tx, actor))
+    }
+
     async fn from_bearer(state: &AppState, authorization: &str) -> Result<Self, ApiError> {
         let token = authorization
             .strip_prefix("Bearer ")

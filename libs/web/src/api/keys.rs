@@ -110,7 +110,7 @@ impl ApiKeysApi {
         body: Json<NewApiKey>,
     ) -> Result<CreatedResponse, ApiError> {
         let (mut tx, actor) = caller
-            .open_tenant(&state, TenantId::from_uuid(tenant_id.0))
+            .open_tenant_to_change(&state, TenantId::from_uuid(tenant_id.0))
             .await?;
         let created = api_keys::create(&mut tx, actor, &body.0.name.0, body.0.role.into()).await?;
         tx.commit().await?;

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod billing;
 mod caller;
 mod keys;
 mod signup;
@@ -26,6 +27,8 @@ pub(crate) enum ApiTags {
     Team,
     /// An organisation's API keys
     ApiKeys,
+    /// Plan, entitlements, invoices, Stripe Checkout and billing portal
+    Billing,
     /// Platform administration (platform admins with two-factor only; 404 for anyone else)
     Admin,
 }
@@ -70,6 +73,7 @@ type Apis = (
     account::AccountApi,
     team::TeamApi,
     keys::ApiKeysApi,
+    billing::BillingApi,
     admin::AdminTenantsApi,
     admin::AdminUsersApi,
     admin::AdminJobsApi,
@@ -82,6 +86,7 @@ pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             account::AccountApi,
             team::TeamApi,
             keys::ApiKeysApi,
+            billing::BillingApi,
             admin::AdminTenantsApi,
             admin::AdminUsersApi,
             admin::AdminJobsApi,

@@ -150,7 +150,7 @@ impl TeamApi {
         body: Json<RoleChange>,
     ) -> Result<MemberResponse, ApiError> {
         let (mut tx, actor) = caller
-            .open_tenant(&state, TenantId::from_uuid(tenant_id.0))
+            .open_tenant_to_change(&state, TenantId::from_uuid(tenant_id.0))
             .await?;
         let user = UserId::from_uuid(user_id.0);
         team::change_role(&mut tx, actor, user, body.0.role.into()).await?;
@@ -190,7 +190,7 @@ impl TeamApi {
         body: Json<OwnershipTransfer>,
     ) -> Result<Done, ApiError> {
         let (mut tx, actor) = caller
-            .open_tenant(&state, TenantId::from_uuid(tenant_id.0))
+            .open_tenant_to_change(&state, TenantId::from_uuid(tenant_id.0))
             .await?;
         team::transfer_ownership(&mut tx, actor, UserId::from_uuid(body.0.new_owner)).await?;
         tx.commit().await?;
@@ -226,9 +226,10 @@ impl TeamApi {
         body: Json<NewInvitation>,
     ) -> Result<InvitationResponse, ApiError> {
         let (mut tx, actor) = caller
-            .open_tenant(&state, TenantId::from_uuid(tenant_id.0))
+            .open_tenant_to_change(&state, TenantId::from_uuid(tenant_id.0))
             .await?;
-        let id = team::invite(&mut tx, actor, &body.0.email.0, body.0.role.into()).await?;
+        let seats = state.billing.entitlements(&mut tx).await?.seats;
+        let id = team::invite(&mut tx, actor, &body.0.email.0, body.0.role.into(), seats).await?;
         let invitation = team::pending_invitations(&mut tx, actor)
             .await?
             .into_iter()
@@ -251,7 +252,7 @@ impl TeamApi {
         invitation_id: Path<Uuid>,
     ) -> Result<Resent, ApiError> {
         let (mut tx, actor) = caller
-            .open_tenant(&state, TenantId::from_uuid(tenant_id.0))
+            .open_tenant_to_change(&state, TenantId::from_uuid(tenant_id.0))
             .await?;
         team::resend_invitation(&mut tx, actor, InvitationId::from_uuid(invitation_id.0)).await?;
         tx.commit().await?;

@@ -3,6 +3,7 @@
 
 mod account;
 pub(crate) mod auth;
+mod billing;
 mod team;
 
 use askama::Template;
@@ -62,6 +63,11 @@ pub(crate) fn routes() -> Route {
             get(team::accept_form).post(team::accept),
         )
         .at("/audit", get(crate::admin::tenant_audit))
+        .at("/billing", get(billing::show))
+        .at("/billing/checkout", post(billing::checkout))
+        .at("/billing/portal", post(billing::portal))
+        .at("/billing/success", get(billing::returned))
+        .at("/billing/cancel", get(billing::canceled))
         .at(
             "/impersonation/stop",
             post(crate::admin::stop_impersonation),
@@ -345,6 +351,10 @@ const NOTICES: &[(&str, &str)] = &[
     ("job-retried", "The job will run again."),
     ("job-discarded", "The job was discarded."),
     ("impersonation-stopped", "You stopped impersonating."),
+    (
+        "checkout-canceled",
+        "Checkout was canceled; nothing was charged.",
+    ),
 ];
 
 /// Redirects to `path` (without a query) showing the notice named `key` from [`NOTICES`].
@@ -434,6 +444,17 @@ impl From<TenancyError> for PageError {
             TenancyError::Account(account) => account.into(),
             TenancyError::NotFound => Self::NotFound,
             TenancyError::Forbidden(message) => Self::Forbidden(message.to_owned()),
+            other => Self::Internal(crate::problem::cause_chain(&other)),
+        }
+    }
+}
+
+impl From<tenantkit_billing::BillingError> for PageError {
+    fn from(error: tenantkit_billing::BillingError) -> Self {
+        use tenantkit_billing::BillingError;
+        match error {
+            BillingError::Db(db) => db.into(),
+            BillingError::NotFound => Self::NotFound,
             other => Self::Internal(crate::problem::cause_chain(&other)),
         }
     }

@@ -106,17 +106,44 @@ pub(crate) async fn team_members(
     team_page(&browser, "", FieldErrors::default(), query.notice()).await
 }
 
+/// Refuses a change that adds or alters data while the organisation is read-only for an
+/// overdue payment (removals stay possible: they only shrink or secure).
+async fn refuse_if_restricted(
+    browser: &Browser,
+    tx: &mut tenantkit_db::TenantTx,
+) -> Result<(), PageError> {
+    if browser.state.billing.entitlements(tx).await?.restricted {
+        return Err(PageError::Forbidden(
+            "A payment is overdue, so this organisation is read-only until it is paid. \
+             Owners can update the payment method on the billing page."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a team change adds or alters (refused in billing's restricted mode) or removes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    AddsOrAlters,
+    Removes,
+}
+
 /// Runs a team change in the active tenant's transaction; on success, back to the team page
 /// with the `notice` (see [`redirect_with_notice`]), else the team page with the error.
 async fn change(
     browser: &Browser,
     csrf_token: &str,
     notice: &'static str,
+    kind: ChangeKind,
     action: impl AsyncFnOnce(&mut tenantkit_db::TenantTx, Actor) -> Result<(), TenancyError>,
 ) -> Result<Response, PageError> {
     browser.check_csrf(csrf_token)?;
     let (_, actor, tenant) = member(browser).await?;
     let mut tx = browser.state.db.tenant(tenant).await?;
+    if kind == ChangeKind::AddsOrAlters {
+        refuse_if_restricted(browser, &mut tx).await?;
+    }
     match action(&mut tx, actor).await {
         Ok(()) => {
             tx.commit().await?;
@@ -165,12 +192,21 @@ pub(crate) async fn invite(
         .await;
     };
     let mut tx = browser.state.db.tenant(tenant).await?;
-    match team::invite(&mut tx, actor, &form.email, role).await {
+    refuse_if_restricted(&browser, &mut tx).await?;
+    let seats = browser.state.billing.entitlements(&mut tx).await?.seats;
+    match team::invite(&mut tx, actor, &form.email, role, seats).await {
         Ok(_) => {
             tx.commit().await?;
             Ok(done("invited"))
         }
         Err(TenancyError::Forbidden(message)) => {
+            team_page(&browser, &form.email, FieldErrors::one("", message), None).await
+        }
+        Err(TenancyError::SeatLimit(seats)) => {
+            let message = format!(
+                "All {seats} seats of your plan are taken by members or open invitations. \
+                 Choose a larger plan on the billing page, or revoke an invitation."
+            );
             team_page(&browser, &form.email, FieldErrors::one("", message), None).await
         }
         Err(other) => team_page(&browser, &form.email, field_error(other)?, None).await,
@@ -192,9 +228,13 @@ pub(crate) async fn resend(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
     let id = invitation_id(&id)?;
-    change(&browser, &form.csrf_token, "resent", async |tx, actor| {
-        team::resend_invitation(tx, actor, id).await
-    })
+    change(
+        &browser,
+        &form.csrf_token,
+        "resent",
+        ChangeKind::AddsOrAlters,
+        async |tx, actor| team::resend_invitation(tx, actor, id).await,
+    )
     .await
 }
 
@@ -205,9 +245,13 @@ pub(crate) async fn revoke(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
     let id = invitation_id(&id)?;
-    change(&browser, &form.csrf_token, "revoked", async |tx, actor| {
-        team::revoke_invitation(tx, actor, id).await
-    })
+    change(
+        &browser,
+        &form.csrf_token,
+        "revoked",
+        ChangeKind::Removes,
+        async |tx, actor| team::revoke_invitation(tx, actor, id).await,
+    )
     .await
 }
 
@@ -231,6 +275,7 @@ pub(crate) async fn change_role(
         &browser,
         &form.csrf_token,
         "role-changed",
+        ChangeKind::AddsOrAlters,
         async |tx, actor| team::change_role(tx, actor, user, role).await,
     )
     .await
@@ -243,9 +288,13 @@ pub(crate) async fn remove(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
     let user = user_id(&id)?;
-    change(&browser, &form.csrf_token, "removed", async |tx, actor| {
-        team::remove_member(tx, actor, user).await
-    })
+    change(
+        &browser,
+        &form.csrf_token,
+        "removed",
+        ChangeKind::Removes,
+        async |tx, actor| team::remove_member(tx, actor, user).await,
+    )
     .await
 }
 
@@ -299,6 +348,7 @@ pub(crate) async fn transfer(
         &browser,
         &form.csrf_token,
         "transferred",
+        ChangeKind::AddsOrAlters,
         async |tx, actor| team::transfer_ownership(tx, actor, user).await,
     )
     .await
