@@ -1,5 +1,6 @@
 # Shared by scripts/dev and scripts/test: install what is missing and start project-local
-# PostgreSQL and Redis (and an SMTP inbox) on loopback ports, with data under a given folder.
+# PostgreSQL and Redis (and an SMTP inbox, and for tests an S3-compatible server) on loopback
+# ports, with data under a given folder.
 # Source it; functions are prefixed tk_. Every started service is recorded so tk_stop_all
 # stops exactly what this run started and nothing else.
 
@@ -108,6 +109,26 @@ tk_start_redis() {
     for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
     redis-cli -p "$port" ping >/dev/null 2>&1 || tk_die "Redis did not answer: see $dir/redis.log"
     TK_STARTED+=("redis:$port")
+}
+
+# An S3-compatible server for the storage tests: moto's (PyPI, ~50 s to install), state in
+# memory. Presigned URLs work against it like against S3.
+tk_ensure_moto() {
+    python3 -c 'import moto.server, flask' 2>/dev/null && return 0
+    tk_say "installing moto[server] (S3-compatible server for the storage tests)"
+    python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5,<6" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "moto[server]>=5,<6" \
+        || tk_die "cannot install moto[server]"
+}
+
+# tk_start_s3 DIR PORT: moto's S3 server on 127.0.0.1:PORT, its log in DIR.
+tk_start_s3() {
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    tk_say "starting the S3-compatible server (moto) on 127.0.0.1:$port"
+    tk_spawn s3 python3 -m moto.server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1
+    # Its imports take a few seconds on a busy machine.
+    tk_wait_port "$port" 600 || tk_die "the S3 server did not start: see $dir/moto.log"
 }
 
 # Starts a background process, recording its pid for tk_stop_all (and, when TK_PID_DIR is

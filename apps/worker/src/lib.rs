@@ -20,6 +20,10 @@ use tenantkit_db::Database;
 use tenantkit_jobs::Job;
 use tenantkit_notifications::Mailer;
 use tenantkit_platform::purge::{PurgeTenant, run_purge};
+use tenantkit_storage::{
+    Storage,
+    jobs::{PurgeTenantFiles, run_purge_files},
+};
 use tenantkit_tenancy::emails::{InvitationEmail, deliver_invitation_email};
 use tokio::sync::watch;
 
@@ -55,6 +59,8 @@ pub async fn run(
         public_url: settings.server.public_url.clone(),
         retry_base: settings.worker.retry_base_delay,
     };
+    let storage = Storage::new(&settings.storage, &settings.secret_key)
+        .map_err(|e| format!("storage: {e}"))?;
     let mut delay = Duration::from_secs(1);
     loop {
         let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
@@ -120,6 +126,7 @@ pub async fn run(
             mailer,
             billing
         );
+        consume!(PurgeTenantFiles, run_purge_files, 1, storage);
         let started = std::time::Instant::now();
         let running = async {
             futures::future::join_all(running)

@@ -7,6 +7,7 @@ mod billing;
 mod deploy_check;
 mod reader;
 mod settings;
+mod storage;
 
 pub use billing::{BillingSettings, FREE_PLAN, PlanSettings};
 pub use deploy_check::DeployProblem;
@@ -15,6 +16,7 @@ pub use settings::{
     AdminSettings, DatabaseSettings, Environment, LogFormat, LogSettings, RateLimitSettings,
     RedisSettings, ServerSettings, Settings, SmtpSettings, WorkerSettings, redacted_url,
 };
+pub use storage::{S3Settings, StorageBackend, StorageSettings};
 
 /// Every problem found while loading, in the order of the keys.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::{BillingSettings, ConfigError, reader::Reader};
+use crate::{BillingSettings, ConfigError, StorageSettings, reader::Reader};
 
 /// A development-only key: `check` and production start-up reject it.
 pub(crate) const DEVELOPMENT_SECRET_KEY: &str =
@@ -63,6 +63,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub admin: AdminSettings,
     pub billing: BillingSettings,
+    pub storage: StorageSettings,
     /// Signs sessions, CSRF tokens and links.
     pub secret_key: SecretString,
 }
@@ -255,6 +256,7 @@ impl Settings {
         }
         let billing = crate::billing::read(&mut r);
         let plans = crate::billing::admin_plans(&mut r, &billing);
+        let storage = crate::storage::read(&mut r);
         if impersonation_minutes == 0 || impersonation_minutes > 240 {
             r.problems
                 .push("admin.impersonation_minutes must be between 1 and 240".to_owned());
@@ -301,6 +303,7 @@ impl Settings {
                         impersonation_ttl: Duration::from_secs(impersonation_minutes * 60),
                     },
                     billing,
+                    storage,
                     rate_limit: RateLimitSettings {
                         signups_per_hour,
                         logins_per_account,

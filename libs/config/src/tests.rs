@@ -196,3 +196,6 @@ fn numbers_from_the_environment_are_read() {
 
 /// Billing settings: plans, Stripe credentials, and what `admin.plans` became.
 mod billing;
+
+/// Storage settings: backends, the names the Helm chart sets, limits and secrets.
+mod storage;

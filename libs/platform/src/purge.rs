@@ -9,6 +9,7 @@ use serde_json::json;
 use tenantkit_db::Database;
 use tenantkit_jobs::Job;
 use tenantkit_kernel::{AuditEventId, TenantId};
+use tenantkit_storage::jobs::PurgeTenantFiles;
 use tenantkit_tenancy::TenantStatus;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -114,6 +115,9 @@ pub async fn purge(db: &Database, tenant: TenantId) -> Result<Purged, crate::Pla
     )
     .execute(tx.conn())
     .await?;
+    // The files go by a job of their own: deleting objects can take long and must be retried
+    // alone; queued in this transaction, it happens exactly when the purge does.
+    tenantkit_jobs::enqueue(&mut tx, &PurgeTenantFiles { tenant_id: tenant }).await?;
     tx.commit().await?;
     Ok(Purged::Done)
 }

@@ -71,6 +71,10 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
         .at("/webhooks/stripe", poem::post(crate::webhooks::stripe))
+        .at(
+            "/files/shared/:token",
+            get(crate::shared_files::shared_file),
+        )
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
         .nest("/api/v1", api.with(BodyLimit(MAX_API_BODY_BYTES)))

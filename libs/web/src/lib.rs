@@ -15,6 +15,7 @@ mod pages;
 mod problem;
 mod rate_limit;
 mod session;
+mod shared_files;
 mod state;
 mod usage;
 mod webhooks;

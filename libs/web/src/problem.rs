@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, Object, payload::Json, types::ToJSON};
 use tenantkit_accounts::AccountError;
 use tenantkit_billing::BillingError;
 use tenantkit_db::DbError;
+use tenantkit_storage::{ScanError, StorageError};
 use tenantkit_tenancy::TenancyError;
 
 use crate::pages::PageError;
@@ -303,6 +304,39 @@ impl From<BillingError> for ApiError {
                 Self::unavailable()
             }
             BillingError::Db(db) => db.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound => Self::not_found(),
+            StorageError::Conflict(message) => Self::conflict(message),
+            error @ (StorageError::QuotaExceeded { .. } | StorageError::TooLarge { .. }) => {
+                Self::PayloadTooLarge(Json(
+                    Problem::new(413, "payload-too-large", "Payload too large")
+                        .detail(format!("{error}.")),
+                ))
+            }
+            StorageError::Invalid { field, message } => Self::invalid(field, message),
+            StorageError::RangeNotSatisfiable(range) => Self::invalid(
+                "Range",
+                format!("outside the file ({})", range.content_range()),
+            ),
+            StorageError::Body(error) => Self::BadRequest(Json(
+                Problem::new(400, "bad-request", "Bad request")
+                    .detail(format!("The upload was interrupted: {error}")),
+            )),
+            StorageError::Scan(ScanError::Infected { .. }) => {
+                Self::invalid("file", "The file was refused by the malware scanner.")
+            }
+            StorageError::Db(db) => db.into(),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %cause_chain(&other), "file store unavailable");
+                Self::unavailable()
+            }
             other => Self::internal(&other),
         }
     }

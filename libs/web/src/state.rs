@@ -8,6 +8,7 @@ use tenantkit_accounts::PasswordHasher;
 use tenantkit_billing::Billing;
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
+use tenantkit_storage::Storage;
 
 use tenantkit_accounts::links::Links;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub db: Database,
     /// Plans, entitlements and Stripe (checkout, portal, webhooks).
     pub billing: Billing,
+    /// Tenants' files: metadata in PostgreSQL, bytes in the configured object store.
+    pub storage: Storage,
     pub(crate) kv: Arc<Kv>,
     pub hasher: PasswordHasher,
     /// Emailed links and their signed tokens, from the configured public URL.
@@ -36,6 +39,8 @@ impl AppState {
             .map_err(|e| format!("redis.url: {e}"))?;
         let kv = Arc::new(Kv::new(redis, settings.redis.key_prefix.clone()));
         let billing = Billing::new(&settings.billing).map_err(|e| format!("billing: {e}"))?;
+        let storage = Storage::new(&settings.storage, &settings.secret_key)
+            .map_err(|e| format!("storage: {e}"))?;
         // Install the metrics recorder before the first request records anything.
         tenantkit_telemetry::metrics();
         Ok(Self {
@@ -44,6 +49,7 @@ impl AppState {
             settings: Arc::new(settings),
             db,
             billing,
+            storage,
             kv,
             hasher: PasswordHasher::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),

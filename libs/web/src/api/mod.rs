@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod billing;
 mod caller;
+pub(crate) mod files;
 mod keys;
 mod signup;
 mod team;
@@ -29,6 +30,8 @@ pub(crate) enum ApiTags {
     ApiKeys,
     /// Plan, entitlements, invoices, Stripe Checkout and billing portal
     Billing,
+    /// Files: streaming upload and download (with Range), folders, signed links, quota
+    Files,
     /// Platform administration (platform admins with two-factor only; 404 for anyone else)
     Admin,
 }
@@ -74,6 +77,7 @@ type Apis = (
     team::TeamApi,
     keys::ApiKeysApi,
     billing::BillingApi,
+    files::FilesApi,
     admin::AdminTenantsApi,
     admin::AdminUsersApi,
     admin::AdminJobsApi,
@@ -87,6 +91,7 @@ pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             team::TeamApi,
             keys::ApiKeysApi,
             billing::BillingApi,
+            files::FilesApi,
             admin::AdminTenantsApi,
             admin::AdminUsersApi,
             admin::AdminJobsApi,
