@@ -19,7 +19,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The folder of the journey scripts and their `package.json`.
 pub fn scripts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
+    crate::tests_crate_dir().join("browser")
 }
 
 /// Where screenshots go: `TENANTKIT_TEST_ARTIFACTS` (`scripts/test` points it into the cargo

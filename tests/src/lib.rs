@@ -3,6 +3,15 @@
 //! random port. `scripts/test` starts the services and exports where they are.
 
 pub mod account_flows;
+/// The `tests` crate's folder in the checkout being tested. Read when the test runs (cargo and
+/// nextest set `CARGO_MANIFEST_DIR` for it): the compile-time value is the folder of whichever
+/// checkout built the binary, and a shared target cache reuses binaries across checkouts.
+pub fn tests_crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 pub mod api;
 pub mod browser;
 pub mod mail;
@@ -101,6 +110,14 @@ pub fn settings_for(db: &TestDb, overrides: &[(&str, &str)]) -> Settings {
             "Tenantkit <no-reply@tenantkit.test>",
         ))
         .merge(Serialized::default("log.filter", "warn"))
+        // Files of a test go to a folder of their own, never into the checkout.
+        .merge(Serialized::default(
+            "storage.local.root",
+            std::env::temp_dir()
+                .join(format!("tenantkit-test-files-{}", Uuid::now_v7().simple()))
+                .to_string_lossy()
+                .into_owned(),
+        ))
         // Each test's keys live under a prefix of their own: tests share one Redis safely.
         .merge(Serialized::default(
             "redis.key_prefix",

@@ -266,3 +266,19 @@ async fn an_owner_chooses_a_plan_and_pays_at_checkout() {
     assert_eq!(sessions[0]["status"], "complete", "{:?}", sessions[0]);
     stripe.stop().await;
 }
+
+/// Files: an owner opens the files page (nothing used), uploads an image and a short video
+/// (the progress reaches 100%), sees the image's preview load and the video play in the page
+/// (its content route answers `Range`), downloads the image, deletes both and sees the usage
+/// bar back at zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_uploads_previews_plays_and_deletes_files() {
+    let root = tempfile::tempdir().expect("a folder for the files");
+    let root_text = root.path().display().to_string();
+    let stack = Stack::start_with(&[
+        ("storage.backend", "local"),
+        ("storage.local.root", &root_text),
+    ])
+    .await;
+    stack.run("files.mjs", vec![]).await;
+}

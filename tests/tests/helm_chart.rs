@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    tenantkit_tests::tests_crate_dir()
         .parent()
         .expect("the tests crate sits in the workspace")
         .to_path_buf()

@@ -7,16 +7,11 @@
 //! Checks the text of every compile-checked query, as stored in `.sqlx/` by
 //! `scripts/sqlx-prepare`: a query changed without regenerating it is checked once it is.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::{fs, path::PathBuf};
 
 /// The files of a folder of the workspace, by name.
 fn files(folder: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(folder);
+    let dir = tenantkit_tests::tests_crate_dir().join("..").join(folder);
     let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
     paths.sort();

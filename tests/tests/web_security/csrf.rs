@@ -27,7 +27,7 @@ const ANONYMOUS_POSTS: [&str; 6] = [
     "/password/reset",
     "/invitations/accept",
 ];
-const SIGNED_IN_POSTS: [&str; 18] = [
+const SIGNED_IN_POSTS: [&str; 20] = [
     "/logout",
     "/impersonation/stop",
     "/account/password",
@@ -46,6 +46,8 @@ const SIGNED_IN_POSTS: [&str; 18] = [
     "/team/transfer",
     "/billing/checkout",
     "/billing/portal",
+    "/files/upload",
+    "/files/:id/delete",
 ];
 
 /// The routes `pages::routes()` answers POST on, read from its source.
@@ -295,6 +297,9 @@ async fn signed_in_forms_refuse_a_missing_or_foreign_csrf_token() {
     let revoke_invitation = format!("/team/invitations/{cy_invitation}/revoke");
     let change_role = format!("/team/members/{bo_id}/role");
     let remove = format!("/team/members/{bo_id}/remove");
+    // The page's upload is multipart with the token first; a forged urlencoded post has no
+    // token to find and is refused before anything is read or stored.
+    let delete_file = format!("/files/{}/delete", Uuid::now_v7());
     let cases = [
         forged("/logout", "/logout", &[]),
         forged(
@@ -339,6 +344,12 @@ async fn signed_in_forms_refuse_a_missing_or_foreign_csrf_token() {
             &[("plan", "team"), ("interval", "monthly")],
         ),
         forged("/billing/portal", "/billing/portal", &[]),
+        forged(
+            "/files/upload",
+            "/files/upload",
+            &[("folder", "/"), ("file", "forged bytes")],
+        ),
+        forged("/files/:id/delete", &delete_file, &[("folder", "/")]),
     ];
     for case in &cases {
         assert_csrf_refused(&kit, &mut covered, &ada1, case, &foreign_tokens).await;

@@ -4,6 +4,7 @@
 mod account;
 pub(crate) mod auth;
 mod billing;
+mod files;
 mod team;
 
 use askama::Template;
@@ -19,6 +20,7 @@ pub(crate) fn routes() -> Route {
     Route::new()
         .at("/", get(landing))
         .at("/static/app.css", get(stylesheet))
+        .at("/static/files.js", get(files_script))
         .at("/signup", get(auth::signup_form).post(auth::signup))
         .at("/signup/check-inbox", get(auth::check_inbox))
         .at("/verify", get(auth::verify))
@@ -68,6 +70,10 @@ pub(crate) fn routes() -> Route {
         .at("/billing/portal", post(billing::portal))
         .at("/billing/success", get(billing::returned))
         .at("/billing/cancel", get(billing::canceled))
+        .at("/files", get(files::show))
+        .at("/files/upload", post(files::upload))
+        .at("/files/:id/content", get(files::content))
+        .at("/files/:id/delete", post(files::delete))
         .at(
             "/impersonation/stop",
             post(crate::admin::stop_impersonation),
@@ -81,6 +87,14 @@ fn stylesheet() -> Response {
         .content_type("text/css; charset=utf-8")
         .header("cache-control", "public, max-age=3600")
         .body(include_str!("../app.css"))
+}
+
+#[handler]
+fn files_script() -> Response {
+    Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header("cache-control", "public, max-age=3600")
+        .body(include_str!("../files.js"))
 }
 
 /// What every page's header needs.
@@ -355,6 +369,8 @@ const NOTICES: &[(&str, &str)] = &[
         "checkout-canceled",
         "Checkout was canceled; nothing was charged.",
     ),
+    ("file-uploaded", "The file was uploaded."),
+    ("file-deleted", "The file was deleted."),
 ];
 
 /// Redirects to `path` (without a query) showing the notice named `key` from [`NOTICES`].
