@@ -227,10 +227,6 @@ pub(crate) async fn download(
     })
 }
 
-fn file_id(id: Uuid) -> FileId {
-    FileId::from_uuid(id)
-}
-
 #[allow(clippy::result_large_err)] // the operations' own error type
 fn folder(text: Option<&str>) -> Result<Option<Folder>, ApiError> {
     text.map(|t| Folder::parse(t).map_err(|e| ApiError::invalid("folder", e.message)))
@@ -350,7 +346,7 @@ impl FilesApi {
             .await?;
         let file = state
             .storage
-            .find(&mut tx, self::file_id(file_id.0))
+            .find(&mut tx, FileId::from_uuid(file_id.0))
             .await?;
         tx.commit().await?;
         Ok(FileResponse::File(Json(file.into())))
@@ -370,7 +366,7 @@ impl FilesApi {
         let (mut tx, _) = caller.open_tenant(&state, tenant).await?;
         let file = state
             .storage
-            .find(&mut tx, self::file_id(file_id.0))
+            .find(&mut tx, FileId::from_uuid(file_id.0))
             .await?;
         tx.commit().await?;
         download(&state, tenant, file, range.0.as_deref()).await
@@ -391,7 +387,7 @@ impl FilesApi {
             .await?;
         let current = state
             .storage
-            .find(&mut tx, self::file_id(file_id.0))
+            .find(&mut tx, FileId::from_uuid(file_id.0))
             .await?;
         let name = match &change.0.name {
             Some(name) => {
@@ -423,7 +419,7 @@ impl FilesApi {
         tx.commit().await?;
         state
             .storage
-            .delete(&state.db, tenant, self::file_id(file_id.0))
+            .delete(&state.db, tenant, FileId::from_uuid(file_id.0))
             .await?;
         Ok(Deleted::NoContent)
     }
@@ -441,7 +437,7 @@ impl FilesApi {
         let (mut tx, _) = caller.open_tenant(&state, tenant).await?;
         let file = state
             .storage
-            .find(&mut tx, self::file_id(file_id.0))
+            .find(&mut tx, FileId::from_uuid(file_id.0))
             .await?;
         tx.commit().await?;
         let link = state.storage.signed_link(tenant, &file, Utc::now()).await?;
