@@ -20,6 +20,15 @@ async fn the_api_keeps_its_own_spec_under_generated_input() {
     // Authenticated as an owner key, so operations get past authentication; schemathesis
     // also checks that each refuses the request without it (ignored_auth).
     let acme = org(&app, "Acme").await;
+    // Thousands of calls a minute: far beyond any plan's API allowance.
+    sqlx::query(
+        "update tenants set entitlement_overrides = '{\"api_requests_per_minute\": 1000000}'
+         where id = $1",
+    )
+    .bind(acme.tenant)
+    .execute(&app.db.owner)
+    .await
+    .unwrap();
     let authorization = format!(
         "Authorization: Bearer {}",
         key(&app, &acme, Role::Owner).await

@@ -6,7 +6,8 @@ use std::{future::Future, time::Duration};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tenantkit_kernel::Role;
+use tenantkit_kernel::{Role, TenantId, UserId};
+use tenantkit_platform::{Admin, Reason, tenant_actions};
 use tenantkit_tests::{
     TestApp, TestDb,
     api::{self, Org},
@@ -282,13 +283,12 @@ async fn only_correctly_signed_fresh_events_are_accepted() {
     billed.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shuffled_duplicated_concurrent_event_storm_ends_where_the_ordered_sequence_ends() {
-    let billed = Billed::start("7").await;
-    let org = api::org(&billed.app, "Storm").await;
+/// A realistic life on Stripe's side: checkout, a failed renewal, its payment, an upgrade to
+/// Business. Returns the organisation, an owner key and every event it caused, in order.
+async fn stripe_life(billed: &Billed, name: &str) -> (Org, String, Vec<Value>) {
+    let org = api::org(&billed.app, name).await;
     let key = api::key(&billed.app, &org, Role::Owner).await;
     let session = billed.checkout(&key, &org, "team", Uuid::now_v7()).await;
-    // A realistic life: checkout, a failed renewal, its payment, an upgrade to Business.
     let completion = billed.stripe.complete_checkout(&session);
     let subscription = completion.subscription_id.clone();
     billed.stripe.advance_clock(60);
@@ -299,7 +299,7 @@ async fn a_shuffled_duplicated_concurrent_event_storm_ends_where_the_ordered_seq
     let upgraded = billed.stripe.update_subscription(&subscription, |sub| {
         sub["items"]["data"][0]["price"]["id"] = json!("price_business_monthly");
     });
-    let mut events: Vec<Value> = completion
+    let events: Vec<Value> = completion
         .events
         .iter()
         .chain(&failed.events)
@@ -307,13 +307,75 @@ async fn a_shuffled_duplicated_concurrent_event_storm_ends_where_the_ordered_seq
         .chain(&upgraded.events)
         .cloned()
         .collect();
-    assert!(events.len() >= 7, "{} events", events.len());
+    (org, key, events)
+}
+
+async fn processed(billed: &Billed, event: &Value) -> bool {
+    sqlx::query_scalar("select processed_at is not null from stripe_events where id = $1")
+        .bind(event["id"].as_str().unwrap())
+        .fetch_optional(&billed.app.db.owner)
+        .await
+        .unwrap()
+        .unwrap_or(false)
+}
+
+/// What an organisation's billing ended as, in terms two organisations can be compared by:
+/// the entitlements and billing state, how often each billing action was audited, and the
+/// subjects of the emails its owner received (its name replaced).
+async fn billing_outcome(billed: &Billed, key: &str, org: &Org, name: &str) -> Value {
+    let body = billed.billing(key, org).await;
+    let actions: Vec<(String, i64)> = sqlx::query_as(
+        "select action, count(*) from tenant_audit_events
+         where tenant_id = $1 and action like 'billing.%' group by action order by action",
+    )
+    .bind(org.tenant)
+    .fetch_all(&billed.app.db.owner)
+    .await
+    .unwrap();
+    let mut subjects: Vec<String> = mail::wait_for(&org.email, 0, Duration::ZERO)
+        .await
+        .iter()
+        .filter_map(|m| m.lines().find(|l| l.starts_with("Subject: ")))
+        .map(|subject| subject.replace(name, "<org>"))
+        .collect();
+    subjects.sort();
+    let invoices: Vec<Value> = body["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| json!([i["status"], i["amount_due"]]))
+        .collect();
+    json!({
+        "entitlements": body["entitlements"],
+        "payment_failed_at": body["payment_failed_at"],
+        "restricted_since": body["restricted_since"],
+        "invoices": invoices,
+        "audited": actions,
+        "emails": subjects,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shuffled_duplicated_concurrent_event_storm_ends_where_the_ordered_sequence_ends() {
+    let billed = Billed::start("7").await;
+    // Two organisations live the same life; one's events arrive in order, one at a time,
+    // each processed before the next is sent; the other's arrive as a storm.
+    let (ordered, ordered_key, ordered_events) = stripe_life(&billed, "Ordered").await;
+    let (storm, storm_key, storm_events) = stripe_life(&billed, "Stormy").await;
+    assert!(storm_events.len() >= 7, "{} events", storm_events.len());
+    for event in &ordered_events {
+        assert_eq!(billed.stripe.deliver(event).await, 200);
+        eventually("the event processed", 20, || async {
+            processed(&billed, event).await.then_some(())
+        })
+        .await;
+    }
+
     // Each three times, in a fixed shuffled order (reproducible), all at once.
-    let copies: Vec<Value> = events
+    let mut events: Vec<Value> = storm_events
         .iter()
         .flat_map(|e| [e.clone(), e.clone(), e.clone()])
         .collect();
-    events = copies;
     let mut seed = 0x2545_f491_u64;
     for i in (1..events.len()).rev() {
         seed ^= seed << 13;
@@ -324,46 +386,131 @@ async fn a_shuffled_duplicated_concurrent_event_storm_ends_where_the_ordered_seq
     let deliveries =
         futures::future::join_all(events.iter().map(|e| billed.stripe.deliver(e))).await;
     assert!(deliveries.iter().all(|s| *s == 200), "{deliveries:?}");
+    let stored: i64 = sqlx::query_scalar("select count(*) from stripe_events where id = any($1)")
+        .bind(
+            storm_events
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_one(&billed.app.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored as usize,
+        storm_events.len(),
+        "each event stored once"
+    );
 
-    // The final state is Stripe's final state: Business, active, nothing overdue.
-    let after = plan_becomes(&billed, &key, &org, "business", "active").await;
-    eventually("every event processed", 20, || async {
-        let open: i64 =
-            sqlx::query_scalar("select count(*) from stripe_events where processed_at is null")
-                .fetch_one(&billed.app.db.owner)
-                .await
-                .unwrap();
+    // Every job settled (jobs scheduled for later, like the trial reminder, aside).
+    plan_becomes(&billed, &storm_key, &storm, "business", "active").await;
+    eventually("every event processed and every job run", 30, || async {
+        let open: i64 = sqlx::query_scalar(
+            "select (select count(*) from stripe_events where processed_at is null)
+                  + (select count(*) from apalis.jobs
+                     where status not in ('Done', 'Killed', 'Failed') and run_at <= now())",
+        )
+        .fetch_one(&billed.app.db.owner)
+        .await
+        .unwrap();
         (open == 0).then_some(())
     })
     .await;
-    assert!(after["payment_failed_at"].is_null(), "{after}");
-    assert_eq!(after["entitlements"]["restricted"], false);
-    // Each effect once: the plan changed free → team → business at most once each, and no
-    // email went out twice.
-    for action in ["billing.subscription.created"] {
-        assert_eq!(billed.audit_count(&org, action).await, 1, "{action}");
-    }
-    let plan_changes = billed.audit_count(&org, "billing.plan.changed").await;
+    // Let any mail in flight land before comparing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let expected = billing_outcome(&billed, &ordered_key, &ordered, "Ordered").await;
+    let got = billing_outcome(&billed, &storm_key, &storm, "Stormy").await;
+    assert_eq!(got, expected, "storm vs in order");
+    // And that common end is Stripe's final state, each effect once.
+    assert_eq!(expected["entitlements"]["plan"], "business", "{expected}");
+    assert_eq!(expected["entitlements"]["restricted"], false, "{expected}");
+    assert!(expected["payment_failed_at"].is_null(), "{expected}");
+    let audited: Vec<(String, i64)> = serde_json::from_value(expected["audited"].clone()).unwrap();
     assert!(
-        (1..=2).contains(&plan_changes),
-        "{plan_changes} plan changes"
+        audited.iter().all(|(_, count)| *count == 1),
+        "an effect happened twice: {audited:?}"
     );
-    let owner_mail = mail::wait_for(&org.email, 0, Duration::from_millis(500)).await;
-    let mut subjects: Vec<String> = owner_mail
-        .iter()
-        .filter_map(|m| {
-            m.lines()
-                .find(|l| l.starts_with("Subject: "))
-                .map(str::to_owned)
-        })
-        .collect();
-    let total = subjects.len();
-    subjects.sort();
-    subjects.dedup();
+    assert!(
+        audited
+            .iter()
+            .any(|(action, _)| action == "billing.plan.changed"),
+        "{audited:?}"
+    );
+    let emails: Vec<String> = serde_json::from_value(expected["emails"].clone()).unwrap();
+    let mut distinct = emails.clone();
+    distinct.dedup();
+    assert_eq!(distinct, emails, "an email went out twice");
+    billed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_organisation_cancels_its_subscription_in_stripe_once() {
+    let billed = Billed::start("7").await;
+    let org = api::org(&billed.app, "Leaving").await;
+    let key = api::key(&billed.app, &org, Role::Owner).await;
+    let session = billed.checkout(&key, &org, "team", Uuid::now_v7()).await;
+    let completion = billed.stripe.pay_checkout(&session).await;
+    plan_becomes(&billed, &key, &org, "team", "active").await;
+    let subscription = completion.subscription_id;
+
+    let admin = UserId::new();
+    sqlx::query(
+        "insert into users (id, email, display_name, is_platform_admin, email_verified_at)
+         values ($1, $2, 'Platform admin', true, now())",
+    )
+    .bind(admin.as_uuid())
+    .bind(format!("admin-{}@platform.test", Uuid::now_v7().simple()))
+    .execute(&billed.app.db.owner)
+    .await
+    .unwrap();
+    tenant_actions::delete(
+        &billed.app.db.app,
+        Admin(admin),
+        TenantId::from_uuid(org.tenant),
+        Duration::from_secs(30 * 86_400),
+        &Reason::new("the customer closed the account").unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // Canceled in Stripe, and our copy says so: the deleted tenant is on the free plan.
+    eventually("the subscription canceled and stored", 20, || async {
+        let stored: Option<String> =
+            sqlx::query_scalar("select status from billing_subscriptions where id = $1")
+                .bind(&subscription)
+                .fetch_optional(&billed.app.db.owner)
+                .await
+                .unwrap();
+        (stored.as_deref() == Some("canceled")).then_some(())
+    })
+    .await;
     assert_eq!(
-        subjects.len(),
-        total,
-        "an email went out twice: {subjects:?}"
+        billed.stripe.subscription(&subscription).unwrap()["status"],
+        "canceled"
+    );
+    let plan: String = sqlx::query_scalar("select plan from tenants where id = $1")
+        .bind(org.tenant)
+        .fetch_one(&billed.app.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(plan, "free");
+    let cancels: Vec<_> = billed
+        .stripe
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0].path, format!("/v1/subscriptions/{subscription}"));
+    assert_eq!(
+        cancels[0].idempotency_key.as_deref(),
+        Some(format!("cancel:{subscription}").as_str())
+    );
+    assert_eq!(
+        billed
+            .audit_count(&org, "billing.subscription.canceled")
+            .await,
+        1
     );
     billed.stop().await;
 }

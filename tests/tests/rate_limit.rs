@@ -1,7 +1,10 @@
-//! Sign-ups are limited per client address, counted in Redis and shared by every server.
+//! Sign-ups are limited per client address, and API calls per organisation by its plan;
+//! counted in Redis and shared by every server.
 
+use reqwest::Method;
 use serde_json::json;
-use tenantkit_tests::{TestApp, TestDb, content_type, settings_for};
+use tenantkit_kernel::Role;
+use tenantkit_tests::{TestApp, TestDb, api, content_type, settings_for};
 
 fn sign_up_body(n: usize) -> serde_json::Value {
     json!({
@@ -180,4 +183,59 @@ async fn readiness_and_limits_recover_when_redis_comes_back_without_a_restart() 
     );
     redis.kill().unwrap();
     redis.wait().unwrap();
+}
+
+/// Each organisation's API calls are limited per minute by its plan (here an admin's
+/// override of 5); other organisations keep their own allowance.
+#[tokio::test]
+async fn api_calls_beyond_the_plans_allowance_per_minute_get_429() {
+    let app = TestApp::spawn().await;
+    let limited = api::org(&app, "Limited").await;
+    let other = api::org(&app, "Other").await;
+    sqlx::query(
+        "update tenants set entitlement_overrides = '{\"api_requests_per_minute\": 5}'
+         where id = $1",
+    )
+    .bind(limited.tenant)
+    .execute(&app.db.owner)
+    .await
+    .unwrap();
+    let limited_key = api::key(&app, &limited, Role::Member).await;
+    let other_key = api::key(&app, &other, Role::Member).await;
+    let members = |org: &api::Org| format!("/tenants/{}/members", org.tenant);
+    // The window is the clock's minute: start early in one so the six calls share it.
+    let second = chrono::Utc::now().timestamp() % 60;
+    if second > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs((61 - second) as u64)).await;
+    }
+    for n in 0..5 {
+        let (status, body) =
+            api::call(&app, &limited_key, Method::GET, &members(&limited), None).await;
+        assert_eq!(status, 200, "call {n}: {body}");
+    }
+    let refused = app
+        .client
+        .get(app.url(&format!("/api/v1{}", members(&limited))))
+        .bearer_auth(&limited_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(content_type(&refused).starts_with("application/problem+json"));
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("allows 5 API"),
+        "{problem}"
+    );
+    // The other organisation is not affected.
+    for _ in 0..6 {
+        let (status, _) = api::call(&app, &other_key, Method::GET, &members(&other), None).await;
+        assert_eq!(status, 200);
+    }
 }

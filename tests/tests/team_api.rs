@@ -535,3 +535,108 @@ async fn the_spec_documents_the_team_api_and_its_security() {
         }
     }
 }
+
+/// The audit log export is a plan feature (`audit_export`): refused, with the plans that
+/// include it, on the API and the page alike, until the plan or an admin grants it.
+#[tokio::test]
+async fn the_audit_export_needs_the_plans_feature_on_the_api_and_the_page() {
+    let app = TestApp::spawn().await;
+    let acme = org(&app, "Acme").await;
+    let owner_key = key(&app, &acme, Role::Owner).await;
+    let member_key = key(&app, &acme, Role::Member).await;
+    let export = format!("/tenants/{}/audit-events/export", acme.tenant);
+    // Something in the trail: a key named like a spreadsheet formula.
+    let (status, _) = call(
+        &app,
+        &owner_key,
+        Method::POST,
+        &format!("/tenants/{}/api-keys", acme.tenant),
+        Some(json!({ "name": "=HYPERLINK(\"http://evil.test\")", "role": "member" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, problem) = call(&app, &owner_key, Method::GET, &export, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/feature-not-in-plan"),
+        "{problem}"
+    );
+    // The default plans: Business includes the export.
+    assert!(
+        problem["detail"].as_str().unwrap().contains("Business"),
+        "{problem}"
+    );
+    let (status, _) = call(
+        &app,
+        &member_key,
+        Method::GET,
+        &format!("/tenants/{}/audit-events", acme.tenant),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "members do not read the trail"
+    );
+
+    let browser = BrowserClient::new(&app.url(""));
+    assert_eq!(
+        browser.log_in(&acme.email, OWNER_PASSWORD).await.status,
+        303
+    );
+    let page = browser.get("/audit").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("csv-export-unavailable"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("format=csv"));
+    assert_eq!(browser.get("/audit?format=csv").await.status, 403);
+
+    // An admin grants the feature to this tenant.
+    sqlx::query(
+        "update tenants set entitlement_overrides = '{\"features\": [\"audit_export\"]}'
+         where id = $1",
+    )
+    .bind(acme.tenant)
+    .execute(&app.db.owner)
+    .await
+    .unwrap();
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1{export}?action=api_key")))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(content_type(&response), "text/csv; charset=utf-8");
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let csv = response.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().contains("action"), "{csv}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(!rows.is_empty(), "{csv}");
+    assert!(rows.iter().all(|r| r.contains(",api_key.")), "{csv}");
+    // The key's name is in the detail cell, never at the start of a cell.
+    assert!(
+        !csv.split([',', '\n']).any(|cell| cell.starts_with('=')),
+        "{csv}"
+    );
+    let page = browser.get("/audit").await;
+    assert!(page.body.contains("id=\"csv-export\""), "{}", page.body);
+    let exported = browser.get("/audit?format=csv").await;
+    assert_eq!(exported.status, 200);
+    assert!(exported.body.contains("api_key."), "{}", exported.body);
+}

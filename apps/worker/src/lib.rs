@@ -11,8 +11,8 @@ use tenantkit_billing::{
     Billing,
     emails::{BillingEmail, deliver_billing_email},
     jobs::{
-        BillingJobContext, EnforceGracePeriod, ProcessStripeEvent, SyncSeats, run_grace_period,
-        run_seat_sync, run_stripe_event,
+        BillingJobContext, CancelSubscription, EnforceGracePeriod, ProcessStripeEvent, SyncSeats,
+        run_cancellation, run_grace_period, run_seat_sync, run_stripe_event,
     },
 };
 use tenantkit_config::Settings;
@@ -119,6 +119,7 @@ pub async fn run(
         consume!(ProcessStripeEvent, run_stripe_event, concurrency, billing);
         consume!(SyncSeats, run_seat_sync, concurrency, billing);
         consume!(EnforceGracePeriod, run_grace_period, concurrency, billing);
+        consume!(CancelSubscription, run_cancellation, concurrency, billing);
         consume!(
             BillingEmail,
             deliver_billing_email,

@@ -11,6 +11,13 @@ use serde_json::Value;
 
 use crate::{Plan, SubscriptionStatus};
 
+/// The features the kit itself gates. A plan lists them in `features`; an admin can grant
+/// them to one tenant in its overrides.
+pub mod features {
+    /// Exporting the organisation's audit log as CSV (page and API).
+    pub const AUDIT_EXPORT: &str = "audit_export";
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entitlements {
     /// The plan's name (`tenants.plan`).

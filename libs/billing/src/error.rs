@@ -15,6 +15,12 @@ pub enum BillingError {
     /// No such tenant (or not this tenant's): answered as 404.
     #[error("not found")]
     NotFound,
+    /// The tenant's plan does not include `feature`; `plans` names those that do.
+    #[error("the plan does not include {feature}")]
+    FeatureNotInPlan {
+        feature: &'static str,
+        plans: Vec<String>,
+    },
     /// The request does not fit the tenant's state (checkout while already subscribed).
     #[error("{0}")]
     Conflict(String),

@@ -5,6 +5,7 @@
 //! | `billing.event` | [`ProcessStripeEvent`] | [`run_stripe_event`]     |
 //! | `billing.seats` | [`SyncSeats`]          | [`run_seat_sync`]        |
 //! | `billing.dunning` | [`EnforceGracePeriod`] | [`run_grace_period`]   |
+//! | `billing.cancel` | [`CancelSubscription`] | [`run_cancellation`]    |
 //! | `email.billing` | [`crate::emails::BillingEmail`] | [`crate::emails::deliver_billing_email`] |
 //!
 //! Each handler needs `Data<Database>` and `Data<BillingJobContext>` (the email one also
@@ -107,6 +108,26 @@ impl Job for EnforceGracePeriod {
     }
 }
 
+/// Cancels a deleted organisation's subscription in Stripe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelSubscription {
+    pub tenant_id: TenantId,
+    pub subscription_id: String,
+}
+
+impl Job for CancelSubscription {
+    const QUEUE: &'static str = "billing.cancel";
+    const MAX_ATTEMPTS: usize = 20;
+
+    fn tenant_id(&self) -> Option<TenantId> {
+        Some(self.tenant_id)
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("cancel:{}", self.subscription_id)
+    }
+}
+
 /// Enqueues `job` in `tx` (to run at `at`, or now) unless a job with its idempotency key was
 /// already enqueued: apalis refuses a repeated key with a unique violation, which would abort
 /// the caller's whole transaction. The advisory lock makes check-then-insert safe against a
@@ -205,6 +226,26 @@ pub async fn run_grace_period(
     tenantkit_jobs::back_off_on_failure(&db, task, attempt.current(), ctx.retry_base, result).await
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %job.tenant_id, subscription = %job.subscription_id))]
+pub async fn run_cancellation(
+    job: CancelSubscription,
+    db: Data<Database>,
+    ctx: Data<BillingJobContext>,
+    task: Option<TaskId>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
+    let result = match ctx.billing.cancel_subscription(&db, &job).await {
+        Ok(processed) => {
+            tracing::info!(?processed, "subscription canceled");
+            Ok(())
+        }
+        // Keys removed since the job was queued: nothing is billed any more.
+        Err(crate::BillingError::NotConfigured) => Ok(()),
+        Err(error) => Err(BoxDynError::from(error)),
+    };
+    tenantkit_jobs::back_off_on_failure(&db, task, attempt.current(), ctx.retry_base, result).await
+}
+
 #[cfg(test)]
 mod tests {
     use apalis::prelude::WorkerBuilder;
@@ -232,6 +273,11 @@ mod tests {
             .data(db.clone())
             .data(ctx.clone())
             .build(run_grace_period);
+        let _ = WorkerBuilder::new("cancel")
+            .backend(tenantkit_jobs::storage::<CancelSubscription>(&db))
+            .data(db.clone())
+            .data(ctx.clone())
+            .build(run_cancellation);
         let _ = WorkerBuilder::new("email")
             .backend(tenantkit_jobs::storage::<BillingEmail>(&db))
             .data(db.clone())
@@ -264,5 +310,10 @@ mod tests {
             invoice_id: "in_1".to_owned(),
         };
         assert_eq!(grace.idempotency_key(), "dunning:in_1:grace");
+        let cancel = CancelSubscription {
+            tenant_id: tenant,
+            subscription_id: "sub_1".to_owned(),
+        };
+        assert_eq!(cancel.idempotency_key(), "cancel:sub_1");
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tenantkit_config::BillingSettings;
 
+mod cancellation;
 mod checkout;
 mod dunning;
 pub mod emails;
@@ -31,8 +32,9 @@ mod stripe_api;
 mod sync;
 mod webhook;
 
+pub use cancellation::enqueue_cancellations;
 pub use dunning::GraceOutcome;
-pub use entitlements::{Entitlements, Overrides, resolve as resolve_entitlements};
+pub use entitlements::{Entitlements, Overrides, features, resolve as resolve_entitlements};
 pub use error::{BillingError, StripeFailure, WebhookError};
 pub use events::Processed;
 pub use model::{
@@ -92,6 +94,25 @@ impl Billing {
 
     pub fn plan(&self, name: &str) -> Option<&Plan> {
         self.inner.settings.plan(name)
+    }
+
+    /// Refuses with [`BillingError::FeatureNotInPlan`] (naming the plans that include it)
+    /// unless `entitlements` has `feature`.
+    pub fn require_feature(
+        &self,
+        entitlements: &Entitlements,
+        feature: &'static str,
+    ) -> Result<(), BillingError> {
+        if entitlements.has_feature(feature) {
+            return Ok(());
+        }
+        let plans = self
+            .plans()
+            .iter()
+            .filter(|p| p.features.iter().any(|f| f == feature))
+            .map(|p| p.display_name.clone())
+            .collect();
+        Err(BillingError::FeatureNotInPlan { feature, plans })
     }
 
     /// The free plan, which always exists.

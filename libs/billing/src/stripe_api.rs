@@ -11,8 +11,10 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_billing::{
-    Invoice, Subscription, billing_portal_session::CreateBillingPortalSession,
-    invoice::RetrieveInvoice, subscription::RetrieveSubscription,
+    Invoice, Subscription,
+    billing_portal_session::CreateBillingPortalSession,
+    invoice::RetrieveInvoice,
+    subscription::{CancelSubscription, RetrieveSubscription},
     subscription_item::UpdateSubscriptionItem,
 };
 use stripe_checkout::{
@@ -165,6 +167,16 @@ impl StripeApi {
         })
     }
 
+    /// Cancels a subscription now (no proration credit: Stripe's default).
+    pub(crate) async fn cancel(&self, id: &str, idempotency_key: &str) -> Result<(), BillingError> {
+        CancelSubscription::new(id)
+            .customize()
+            .request_strategy(idempotent(idempotency_key)?)
+            .send(&self.client)
+            .await?;
+        Ok(())
+    }
+
     /// Sets a subscription item's quantity; returns the quantity Stripe confirms.
     pub(crate) async fn set_item_quantity(
         &self,
@@ -180,6 +192,12 @@ impl StripeApi {
             .await?;
         Ok(updated.quantity)
     }
+}
+
+/// Whether Stripe says the subscription is over (nothing left to cancel).
+pub(crate) fn has_ended(subscription: &Subscription) -> bool {
+    SubscriptionStatus::from_stripe(subscription.status.as_str())
+        .is_some_and(SubscriptionStatus::has_ended)
 }
 
 /// The customer a subscription belongs to.

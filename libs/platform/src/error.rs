@@ -20,6 +20,8 @@ pub enum PlatformError {
     Db(#[from] DbError),
     #[error(transparent)]
     Job(#[from] JobError),
+    #[error(transparent)]
+    Billing(#[from] tenantkit_billing::BillingError),
 }
 
 impl PlatformError {

@@ -86,8 +86,8 @@ pub async fn purge(db: &Database, tenant: TenantId) -> Result<Purged, crate::Pla
     sqlx::query!("delete from sent_emails where tenant_id = $1", id)
         .execute(tx.conn())
         .await?;
-    // Billing's copies of Stripe's objects (Stripe keeps its own; a subscription still live
-    // there is canceled in Stripe, not here).
+    // Billing's copies of Stripe's objects (Stripe keeps its own; the deletion queued the
+    // cancellation of any live subscription).
     sqlx::query!("delete from billing_invoices where tenant_id = $1", id)
         .execute(tx.conn())
         .await?;

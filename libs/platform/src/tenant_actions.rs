@@ -225,7 +225,8 @@ pub async fn override_entitlements(
     Ok(tx.commit().await?)
 }
 
-/// Soft delete: users are locked out at once; the data stays `retention` long (export and
+/// Soft delete: users are locked out at once and its subscriptions are canceled in Stripe
+/// (by a job); the data stays `retention` long (export and
 /// restore remain possible), then a scheduled job purges it.
 pub async fn delete(
     db: &Database,
@@ -254,12 +255,14 @@ pub async fn delete(
     .execute(tx.conn())
     .await?;
     tenantkit_jobs::enqueue_at(&mut tx, &PurgeTenant::new(tenant, purge_after), purge_at).await?;
+    // Locked out, so no longer billed: its subscriptions are canceled in Stripe now.
+    let cancellations = tenantkit_billing::enqueue_cancellations(&mut tx).await?;
     record(
         &mut tx,
         admin,
         "admin.tenant.delete",
         reason,
-        json!({ "purge_after": purge_after }),
+        json!({ "purge_after": purge_after, "subscriptions_canceled": cancellations }),
     )
     .await?;
     Ok(tx.commit().await?)

@@ -80,7 +80,8 @@ pub enum ApiError {
     /// The request was read but a value is invalid; `errors` names the fields.
     #[oai(status = 422, content_type = "application/problem+json")]
     Invalid(Json<Problem>),
-    /// Too many requests from this client; retry after the given seconds.
+    /// Too many requests: from this client, or beyond the plan's API requests per minute. Retry
+    /// after the given seconds.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// A dependency is down; retry after the given seconds.
@@ -207,6 +208,27 @@ impl ApiError {
         )
     }
 
+    /// The organisation's plan does not include `feature`.
+    pub fn feature_not_in_plan(feature: &str, plans: &[String]) -> Self {
+        Self::Forbidden(Json(
+            Problem::new(403, "feature-not-in-plan", "Not included in the plan")
+                .detail(feature_not_in_plan_detail(feature, plans)),
+        ))
+    }
+
+    /// The organisation's plan allows `per_minute` API requests a minute, and they are spent.
+    pub fn plan_rate_limited(per_minute: u32, retry_after_secs: u64) -> Self {
+        Self::TooManyRequests(
+            Json(
+                Problem::new(429, "api-rate-limit", "API rate limit reached").detail(format!(
+                    "This organisation's plan allows {per_minute} API requests a minute. \
+                     Try again in {retry_after_secs} seconds, or move to a larger plan."
+                )),
+            ),
+            retry_after_secs,
+        )
+    }
+
     pub fn unavailable() -> Self {
         Self::Unavailable(
             Json(
@@ -225,6 +247,17 @@ impl ApiError {
 }
 
 /// "outer: inner: root" — the whole story on one log line.
+/// What a page or the API says when the plan lacks `feature`.
+pub(crate) fn feature_not_in_plan_detail(feature: &str, plans: &[String]) -> String {
+    match plans {
+        [] => format!("This organisation's plan does not include {feature}."),
+        plans => format!(
+            "This organisation's plan does not include {feature}; these plans do: {}.",
+            plans.join(", ")
+        ),
+    }
+}
+
 pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -298,6 +331,9 @@ impl From<BillingError> for ApiError {
             }
             BillingError::NotFound => Self::not_found(),
             BillingError::Conflict(message) => Self::conflict(message),
+            BillingError::FeatureNotInPlan { feature, plans } => {
+                Self::feature_not_in_plan(feature, &plans)
+            }
             BillingError::Invalid { field, message } => Self::invalid(field, message),
             BillingError::Stripe(failure) => {
                 tracing::warn!(error = %failure, "Stripe call failed");

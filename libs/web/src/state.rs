@@ -12,7 +12,7 @@ use tenantkit_storage::Storage;
 
 use tenantkit_accounts::links::Links;
 
-use crate::{csrf::CsrfKey, kv::Kv};
+use crate::{csrf::CsrfKey, kv::Kv, usage::ApiAllowances};
 
 /// What every handler may reach. Cheap to clone.
 #[derive(Clone)]
@@ -24,6 +24,8 @@ pub struct AppState {
     /// Tenants' files: metadata in PostgreSQL, bytes in the configured object store.
     pub storage: Storage,
     pub(crate) kv: Arc<Kv>,
+    /// Each tenant's API requests per minute, from its entitlements, briefly remembered.
+    pub(crate) api_allowances: Arc<ApiAllowances>,
     pub hasher: PasswordHasher,
     /// Emailed links and their signed tokens, from the configured public URL.
     pub links: Links,
@@ -51,6 +53,7 @@ impl AppState {
             billing,
             storage,
             kv,
+            api_allowances: Arc::default(),
             hasher: PasswordHasher::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         })

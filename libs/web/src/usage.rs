@@ -1,38 +1,74 @@
-//! API calls per tenant per day, counted in Redis (one pipelined INCR+EXPIRE per call). A
-//! counter that cannot be written is skipped: usage figures must never fail a request.
+//! API calls per tenant, counted in Redis in one pipelined round trip: per UTC day for the
+//! usage figures, and per minute against the plan's allowance (`api_requests_per_minute`).
+//!
+//! When Redis is unreachable the call is neither counted nor limited (a warning and a metric
+//! record it): an outage of the counter must not take the API down with it.
 
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tenantkit_billing::Billing;
+use tenantkit_db::TenantTx;
 use tenantkit_kernel::TenantId;
 
-use crate::kv::Kv;
+use crate::{ApiError, kv::Kv};
 
-/// Counters outlive their day a little, for "yesterday" reports.
-const KEEP_SECS: i64 = 3 * 86_400;
+/// Day counters outlive their day a little, for "yesterday" reports.
+const KEEP_DAYS_SECS: i64 = 3 * 86_400;
+const MINUTE_SECS: u64 = 60;
 
-fn key(kv: &Kv, tenant: TenantId, day: chrono::NaiveDate) -> String {
+fn day_key(kv: &Kv, tenant: TenantId, day: chrono::NaiveDate) -> String {
     kv.key(&["usage", "api", &tenant.to_string(), &day.to_string()])
 }
 
-pub(crate) async fn record_api_call(kv: &Kv, tenant: TenantId) {
-    let key = key(kv, tenant, chrono::Utc::now().date_naive());
-    let result: redis::RedisResult<()> = async {
+/// Counts one API call of `tenant`; refuses it with 429 and `Retry-After` (the seconds to the
+/// next minute) once the minute's allowance is spent. Refused calls count too: they reached
+/// the API.
+pub(crate) async fn count_api_call(
+    kv: &Kv,
+    tenant: TenantId,
+    per_minute: u32,
+) -> Result<(), ApiError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (minute, retry_after) = (now / MINUTE_SECS, MINUTE_SECS - now % MINUTE_SECS);
+    let minute_key = kv.key(&["rl", "api", &tenant.to_string(), &minute.to_string()]);
+    let day_key = day_key(kv, tenant, chrono::Utc::now().date_naive());
+    let counted: redis::RedisResult<(u64,)> = async {
         let mut conn = kv.connection().await?;
         redis::pipe()
-            .incr(&key, 1)
+            .incr(&minute_key, 1u64)
+            .expire(&minute_key, MINUTE_SECS as i64)
             .ignore()
-            .expire(&key, KEEP_SECS)
+            .incr(&day_key, 1u64)
+            .ignore()
+            .expire(&day_key, KEEP_DAYS_SECS)
             .ignore()
             .query_async(&mut conn)
             .await
     }
     .await;
-    if let Err(error) = result {
-        tracing::debug!(%error, "API call not counted");
+    match counted {
+        Ok((count,)) if count > u64::from(per_minute) => {
+            metrics::counter!("rate_limited_total", "limit" => "api").increment(1);
+            Err(ApiError::plan_rate_limited(per_minute, retry_after))
+        }
+        Ok(_) => Ok(()),
+        Err(error) => {
+            metrics::counter!("rate_limit_unavailable_total", "limit" => "api").increment(1);
+            tracing::warn!(%error, "API call not counted or limited: Redis unavailable");
+            Ok(())
+        }
     }
 }
 
 /// Today's count (UTC), or `None` when Redis cannot say.
 pub(crate) async fn api_calls_today(kv: &Kv, tenant: TenantId) -> Option<u64> {
-    let key = key(kv, tenant, chrono::Utc::now().date_naive());
+    let key = day_key(kv, tenant, chrono::Utc::now().date_naive());
     let mut conn = kv.connection().await.ok()?;
     redis::cmd("GET")
         .arg(&key)
@@ -40,4 +76,45 @@ pub(crate) async fn api_calls_today(kv: &Kv, tenant: TenantId) -> Option<u64> {
         .await
         .ok()
         .map(|count| count.unwrap_or(0))
+}
+
+/// Each tenant's allowance per minute, remembered for [`ApiAllowances::FRESH_FOR`]: reading
+/// the entitlements takes three queries, too many for every API call. A plan or override
+/// change therefore reaches the limit within that time on every server.
+#[derive(Default)]
+pub(crate) struct ApiAllowances {
+    remembered: Mutex<HashMap<TenantId, (Instant, u32)>>,
+}
+
+impl ApiAllowances {
+    pub(crate) const FRESH_FOR: Duration = Duration::from_secs(30);
+    /// Past this many tenants the memory is cleared rather than grown.
+    const MAX_REMEMBERED: usize = 100_000;
+
+    /// The allowance of the tenant of `tx`.
+    pub(crate) async fn per_minute(
+        &self,
+        billing: &Billing,
+        tx: &mut TenantTx,
+    ) -> Result<u32, ApiError> {
+        let tenant = tx.tenant_id();
+        if let Some(allowance) = self.fresh(tenant) {
+            return Ok(allowance);
+        }
+        let allowance = billing.entitlements(tx).await?.api_requests_per_minute;
+        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        if remembered.len() >= Self::MAX_REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(tenant, (Instant::now(), allowance));
+        Ok(allowance)
+    }
+
+    fn fresh(&self, tenant: TenantId) -> Option<u32> {
+        let remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        remembered
+            .get(&tenant)
+            .filter(|(at, _)| at.elapsed() < Self::FRESH_FOR)
+            .map(|(_, allowance)| *allowance)
+    }
 }

@@ -1,10 +1,12 @@
 //! The audit log pages: every trail for platform admins (/admin/audit), the tenant's own for
-//! its owners and admins (/audit). Both filter, page and export CSV.
+//! its owners and admins (/audit). Both filter, page and export CSV (a tenant's export needs
+//! its plan's `audit_export` feature).
 
 use askama::Template;
 use chrono::{DateTime, NaiveDate, Utc};
 use poem::{Response, handler, http::StatusCode, web::Query};
 use serde::Deserialize;
+use tenantkit_billing::features;
 use tenantkit_kernel::{Role, TenantId};
 use tenantkit_platform::audit_log::{self, AuditFilter, AuditRow};
 use uuid::Uuid;
@@ -137,6 +139,7 @@ async fn render(
     query: AuditQuery,
     all_tenants: bool,
     rows: Vec<AuditRow>,
+    exportable: bool,
 ) -> Response {
     let next = (rows.len() as i64 == PAGE)
         .then(|| {
@@ -144,7 +147,12 @@ async fn render(
                 .map(|r| query.link(path, &[("before", &cursor_of(r))]))
         })
         .flatten();
-    let csv_link = query.link(path, &[("format", "csv")]);
+    // Without the plan's export feature the page offers no link (the export itself refuses).
+    let csv_link = if exportable {
+        query.link(path, &[("format", "csv")])
+    } else {
+        String::new()
+    };
     page(
         browser,
         &AuditPage {
@@ -194,7 +202,7 @@ pub(super) async fn all(
         return Ok(csv_response(&rows, "audit-log"));
     }
     let layout = Layout::new(&browser, Some(me), "Audit log");
-    Ok(render(&browser, layout, "/admin/audit", query, true, rows).await)
+    Ok(render(&browser, layout, "/admin/audit", query, true, rows, true).await)
 }
 
 /// The active tenant's audit log, for its owners and admins.
@@ -216,11 +224,17 @@ pub(crate) async fn tenant_audit(
         .filter(if csv { EXPORT_LIMIT } else { PAGE })
         .map_err(PageError::Forbidden)?;
     let mut tx = browser.state.db.tenant(tenant.id).await?;
+    let billing = &browser.state.billing;
+    let entitlements = billing.entitlements(&mut tx).await?;
+    if csv {
+        billing.require_feature(&entitlements, features::AUDIT_EXPORT)?;
+    }
     let rows = audit_log::tenant_events(&mut tx, &filter).await?;
     tx.commit().await?;
     if csv {
         return Ok(csv_response(&rows, &format!("audit-log-{}", tenant.slug)));
     }
     let layout = Layout::new(&browser, Some(&me), "Audit log");
-    Ok(render(&browser, layout, "/audit", query, false, rows).await)
+    let exportable = entitlements.has_feature(features::AUDIT_EXPORT);
+    Ok(render(&browser, layout, "/audit", query, false, rows, exportable).await)
 }

@@ -150,6 +150,7 @@ impl From<PlatformError> for PageError {
         match error {
             PlatformError::NotAdmin | PlatformError::NotFound => Self::NotFound,
             PlatformError::Db(db) => db.into(),
+            PlatformError::Billing(billing) => billing.into(),
             PlatformError::Invalid { message, .. } | PlatformError::Conflict(message) => {
                 Self::Forbidden(message)
             }

@@ -67,9 +67,11 @@ impl Caller {
             Some(status) => return Err(ApiError::tenant_closed(status.as_str())),
             None => return Err(ApiError::not_found()),
         }
-        // Counted beside the request, not in its path: usage figures never add latency.
-        let kv = state.kv.clone();
-        tokio::spawn(async move { crate::usage::record_api_call(&kv, tenant).await });
+        let per_minute = state
+            .api_allowances
+            .per_minute(&state.billing, &mut tx)
+            .await?;
+        crate::usage::count_api_call(&state.kv, tenant, per_minute).await?;
         Ok((tx, actor))
     }
 

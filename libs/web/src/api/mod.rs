@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod audit;
 mod billing;
 mod caller;
 pub(crate) mod files;
@@ -78,6 +79,7 @@ type Apis = (
     keys::ApiKeysApi,
     billing::BillingApi,
     files::FilesApi,
+    audit::AuditApi,
     admin::AdminTenantsApi,
     admin::AdminUsersApi,
     admin::AdminJobsApi,
@@ -92,6 +94,7 @@ pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             keys::ApiKeysApi,
             billing::BillingApi,
             files::FilesApi,
+            audit::AuditApi,
             admin::AdminTenantsApi,
             admin::AdminUsersApi,
             admin::AdminJobsApi,

@@ -471,6 +471,9 @@ impl From<tenantkit_billing::BillingError> for PageError {
         match error {
             BillingError::Db(db) => db.into(),
             BillingError::NotFound => Self::NotFound,
+            BillingError::FeatureNotInPlan { feature, plans } => {
+                Self::Forbidden(crate::problem::feature_not_in_plan_detail(feature, &plans))
+            }
             other => Self::Internal(crate::problem::cause_chain(&other)),
         }
     }

@@ -35,6 +35,7 @@ impl From<PlatformError> for ApiError {
             PlatformError::Invalid { field, message } => Self::invalid(field, message),
             PlatformError::Conflict(message) => Self::conflict(message),
             PlatformError::Db(db) => db.into(),
+            PlatformError::Billing(billing) => billing.into(),
             other => Self::internal(&other),
         }
     }

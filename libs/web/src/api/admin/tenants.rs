@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{Done, ReasonBody, reading, reason};
 use crate::{
     ApiError, AppState,
-    api::{ApiTags, Items, caller::Caller, text::Text},
+    api::{ApiTags, Items, audit::AuditEventView, caller::Caller, text::Text},
 };
 
 pub(crate) struct AdminTenantsApi;
@@ -110,39 +110,6 @@ struct EntitlementsBody {
     overrides: serde_json::Value,
     #[oai(validator(min_length = 1, max_length = 500))]
     reason: Text,
-}
-
-#[derive(Object)]
-struct AuditEventView {
-    scope: String,
-    id: Uuid,
-    occurred_at: DateTime<Utc>,
-    action: String,
-    #[oai(skip_serializing_if_is_none)]
-    tenant_id: Option<Uuid>,
-    #[oai(skip_serializing_if_is_none)]
-    actor: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
-    subject: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
-    reason: Option<String>,
-    detail: serde_json::Value,
-}
-
-impl From<audit_log::AuditRow> for AuditEventView {
-    fn from(row: audit_log::AuditRow) -> Self {
-        Self {
-            scope: row.scope,
-            id: row.id,
-            occurred_at: row.occurred_at,
-            action: row.action,
-            tenant_id: row.tenant_id,
-            actor: row.actor,
-            subject: row.subject,
-            reason: row.reason,
-            detail: row.detail,
-        }
-    }
 }
 
 #[derive(ApiResponse)]
@@ -398,43 +365,6 @@ impl AdminTenantsApi {
         };
         let mut tx = state.db.platform(admin.id(), reading("audit log")).await?;
         let rows = audit_log::all_events(&mut tx, &filter).await?;
-        tx.commit().await?;
-        Ok(EventsResponse::Ok(Json(Items {
-            items: rows.into_iter().map(Into::into).collect(),
-        })))
-    }
-
-    /// The organisation's own audit log (owners and admins).
-    #[oai(
-        path = "/tenants/:tenant_id/audit-events",
-        method = "get",
-        tag = "ApiTags::Team"
-    )]
-    async fn tenant_audit_events(
-        &self,
-        state: Data<&AppState>,
-        caller: Caller,
-        tenant_id: Path<Uuid>,
-        #[oai(validator(max_length = 100))] action: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<Option<i64>>,
-    ) -> Result<EventsResponse, ApiError> {
-        let (mut tx, actor) = caller
-            .open_tenant(&state, TenantId::from_uuid(tenant_id.0))
-            .await?;
-        if !matches!(
-            actor.role,
-            tenantkit_kernel::Role::Owner | tenantkit_kernel::Role::Admin
-        ) {
-            return Err(ApiError::forbidden(
-                "Only owners and admins can read the audit log.",
-            ));
-        }
-        let filter = AuditFilter {
-            action: action.0,
-            limit: limit.0.unwrap_or(100),
-            ..AuditFilter::default()
-        };
-        let rows = audit_log::tenant_events(&mut tx, &filter).await?;
         tx.commit().await?;
         Ok(EventsResponse::Ok(Json(Items {
             items: rows.into_iter().map(Into::into).collect(),
