@@ -289,6 +289,12 @@ async fn tenants_list_finds_a_tenant_by_a_member_email_and_show_describes_it() {
         "{table}"
     );
 
+    // The bytes its files take, as the storage service keeps them.
+    sqlx::query("insert into storage_usage (tenant_id, used_bytes) values ($1, 12345)")
+        .bind(acme)
+        .execute(&db.owner)
+        .await
+        .unwrap();
     for key in ["acme", acme.to_string().as_str()] {
         let shown = admin(&db, &["tenants", "show", key, "--json", "--as", ROOT], &[]);
         assert!(shown.status.success(), "{}", text(&shown));
@@ -315,12 +321,15 @@ async fn tenants_list_finds_a_tenant_by_a_member_email_and_show_describes_it() {
             ]
         );
         assert_eq!(view["usage"]["seats"], 2);
+        assert_eq!(view["usage"]["storage_bytes"], 12345);
     }
     let human = admin(&db, &["tenants", "show", "acme", "--as", ROOT], &[]);
     assert!(human.status.success(), "{}", text(&human));
     let human = String::from_utf8_lossy(&human.stdout).into_owned();
     assert!(
-        human.contains("Acme Labs (acme)") && human.contains("ada@acme.test"),
+        human.contains("Acme Labs (acme)")
+            && human.contains("ada@acme.test")
+            && human.contains("storage 12345 bytes"),
         "{human}"
     );
 

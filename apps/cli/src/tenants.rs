@@ -383,8 +383,8 @@ async fn show(db: &Database, admin: Admin, reason: Reason, key: &str, json: bool
     facts.push((
         "usage",
         format!(
-            "seats {}, API keys {}, pending invitations {}",
-            u.seats, u.api_keys, u.pending_invitations
+            "seats {}, API keys {}, pending invitations {}, storage {} bytes",
+            u.seats, u.api_keys, u.pending_invitations, u.storage_bytes
         ),
     ));
     if !view.failed_jobs.is_empty() {

@@ -54,6 +54,8 @@ pub struct Usage {
     pub seats: i64,
     pub api_keys: i64,
     pub pending_invitations: i64,
+    /// Bytes of the tenant's stored files.
+    pub storage_bytes: i64,
 }
 
 pub struct TenantView {
@@ -110,7 +112,9 @@ pub async fn view(tx: &mut PlatformTx, tenant: TenantId) -> Result<TenantView, P
                   (select count(*) from api_keys where tenant_id = $1 and revoked_at is null)
                       as "api_keys!",
                   (select count(*) from invitations where tenant_id = $1 and status = 'pending'
-                      and expires_at > now()) as "pending_invitations!""#,
+                      and expires_at > now()) as "pending_invitations!",
+                  coalesce((select used_bytes from storage_usage where tenant_id = $1), 0)
+                      as "storage_bytes!""#,
         id
     )
     .fetch_one(tx.conn())

@@ -2,14 +2,55 @@
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use object_store::{GetOptions, GetRange, path::Path, signer::Signer};
+use std::{io, ops::Range};
+
+use bytes::BytesMut;
+use object_store::{GetOptions, GetRange, GetResultPayload, path::Path, signer::Signer};
 use tenantkit_db::Database;
 use tenantkit_kernel::TenantId;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{
     ByteRange, ByteStream, FileId, LinkError, RangeNotSatisfiable, SignedLink, Storage,
     StorageError, StoredFile, backend, links, repo,
 };
+
+/// Bytes read from a local file at a time. object_store's own file stream reads 8 KiB per
+/// blocking task, which held downloads to about a quarter of upload speed.
+const FILE_READ_CHUNK: usize = 256 * 1024;
+
+/// `range` of a local file, read in [`FILE_READ_CHUNK`] pieces.
+fn file_stream(file: std::fs::File, range: Range<u64>) -> ByteStream {
+    futures::stream::once(async move {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(io::SeekFrom::Start(range.start)).await?;
+        let chunks = futures::stream::try_unfold(
+            (file, range.end - range.start),
+            |(mut file, remaining)| async move {
+                if remaining == 0 {
+                    return Ok(None);
+                }
+                let want = remaining.min(FILE_READ_CHUNK as u64) as usize;
+                let mut chunk = BytesMut::with_capacity(want);
+                // Never past the range, whatever capacity the buffer got.
+                let mut piece = (&mut file).take(want as u64);
+                while chunk.len() < want {
+                    if piece.read_buf(&mut chunk).await? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the stored file is shorter than its record",
+                        ));
+                    }
+                }
+                let read = chunk.len() as u64;
+                Ok(Some((chunk.freeze(), (file, remaining - read))))
+            },
+        );
+        Ok::<_, io::Error>(chunks)
+    })
+    .try_flatten()
+    .boxed()
+}
 
 impl Storage {
     /// The file's metadata and a stream of its bytes (all of them, or `range`). The web
@@ -49,10 +90,12 @@ impl Storage {
             ..GetOptions::default()
         };
         let object = self.inner.backend.store.get_opts(key, options).await?;
-        Ok(object
-            .into_stream()
-            .map_err(|error| std::io::Error::other(StorageError::from(error)))
-            .boxed())
+        Ok(match object.payload {
+            GetResultPayload::File(file, _) => file_stream(file, object.range),
+            GetResultPayload::Stream(stream) => stream
+                .map_err(|error| std::io::Error::other(StorageError::from(error)))
+                .boxed(),
+        })
     }
 
     /// A link that downloads `file` without signing in, valid for `storage.signed_link_ttl`

@@ -7,6 +7,7 @@ use poem::{
     web::{Form, Path, Query},
 };
 use serde::Deserialize;
+use tenantkit_billing::Overrides;
 use tenantkit_kernel::TenantId;
 use tenantkit_platform::{
     dashboard as admin_dashboard,
@@ -19,7 +20,7 @@ use tenantkit_tenancy::TenantStatus;
 use super::{ActionForm, AdminSession, action_message, layout_after, reading};
 use crate::{
     browser::{Browser, SignedIn},
-    pages::{DoneQuery, Layout, PageError, page, page_with_status, redirect_with_notice},
+    pages::{DoneQuery, Layout, PageError, files, page, page_with_status, redirect_with_notice},
 };
 
 #[derive(Template)]
@@ -154,6 +155,8 @@ struct DetailPage {
     plans: Vec<String>,
     overrides: String,
     api_calls_today: Option<u64>,
+    /// "12.0 MiB of 1.0 GiB".
+    storage: String,
 }
 
 fn tenant_id(raw: &str) -> Result<TenantId, PageError> {
@@ -183,10 +186,24 @@ async fn detail_page(
         error,
     );
     let overrides = tenant_view.profile.entitlement_overrides.to_string();
+    // The quota is the plan's unless an admin overrode it (the subscription's state does not
+    // change it).
+    let billing = &browser.state.billing;
+    let quota = Overrides::from_json(&tenant_view.profile.entitlement_overrides)
+        .storage_bytes
+        .unwrap_or_else(|| {
+            billing
+                .plan(&tenant_view.profile.plan)
+                .unwrap_or_else(|| billing.free_plan())
+                .storage_quota_bytes
+        });
+    let used = u64::try_from(tenant_view.usage.storage_bytes).unwrap_or_default();
+    let storage = format!("{} of {}", files::bytes(used), files::bytes(quota));
     let view = DetailPage {
         layout,
         api_calls_today: crate::usage::api_calls_today(&browser.state.kv, tenant).await,
         tenant: tenant_view,
+        storage,
         plans: browser.state.settings.admin.plans.clone(),
         overrides: if overrides == "{}" {
             String::new()

@@ -92,7 +92,7 @@ struct FilesPage {
 }
 
 /// A size as people read it: bytes, KiB, MiB or GiB with one decimal.
-fn bytes(count: u64) -> String {
+pub(crate) fn bytes(count: u64) -> String {
     const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
     if count < 1024 {
         return format!("{count} B");

@@ -4,7 +4,7 @@
 mod account;
 pub(crate) mod auth;
 mod billing;
-mod files;
+pub(crate) mod files;
 mod team;
 
 use askama::Template;

@@ -93,6 +93,8 @@ struct AdminTenantDetail {
     seats: i64,
     api_keys: i64,
     pending_invitations: i64,
+    /// Bytes of the tenant's stored files.
+    storage_bytes: i64,
 }
 
 #[derive(Object)]
@@ -249,6 +251,7 @@ impl AdminTenantsApi {
             seats: view.usage.seats,
             api_keys: view.usage.api_keys,
             pending_invitations: view.usage.pending_invitations,
+            storage_bytes: view.usage.storage_bytes,
         })))
     }
 
