@@ -23,6 +23,8 @@ mod failures;
 mod isolation;
 #[path = "storage/listing.rs"]
 mod listing;
+#[path = "storage/resumable.rs"]
+mod resumable;
 #[path = "storage/transfers.rs"]
 mod transfers;
 
@@ -296,4 +298,6 @@ on_both_backends!(
     isolation::signed_links_work_expire_and_refuse_alteration,
     isolation::purging_a_tenant_removes_only_its_files,
     listing::listings_page_sort_filter_and_move,
+    resumable::resumable_uploads_resume_after_a_broken_chunk_and_leave_nothing,
+    resumable::resumable_uploads_hold_the_quota_and_abort_cleanly,
 );

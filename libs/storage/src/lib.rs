@@ -5,6 +5,10 @@
 //!   size and content type are computed on the way, and quota is reserved part by part in
 //!   `storage_usage`, so concurrent uploads can never pass it together. A failed upload leaves
 //!   no row, no object and no reservation.
+//! * Resumable uploads ([`Storage::start_upload`], [`Storage::append_upload`]): the size is
+//!   reserved up front, chunks arrive at increasing offsets (each its own object), a client
+//!   that lost its connection asks where it stands and resumes; the last chunk turns them into
+//!   the file through the same path as a streaming upload.
 //! * Downloads stream too ([`Storage::open`]), whole or as one byte range ([`ByteRange`]).
 //! * Objects are keyed `t/<tenant_id>/<file_id>`; names and folders ([`FileName`],
 //!   [`Folder`]) are labels in the database only.
@@ -39,7 +43,10 @@ mod upload;
 
 pub use error::{LinkError, StorageError};
 pub use links::SignedLink;
-pub use model::{FileCursor, FileId, FilePage, FileQuery, FileSort, NewFile, StoredFile, Usage};
+pub use model::{
+    Appended, FileCursor, FileId, FilePage, FileQuery, FileSort, NewFile, StoredFile, UploadId,
+    UploadSession, Usage,
+};
 pub use names::{FileName, Folder, InvalidName, MAX_FOLDER_BYTES, MAX_NAME_BYTES};
 pub use range::{ByteRange, RangeNotSatisfiable};
 pub use scan::{ClamAv, ScanError, Scanner};

@@ -52,6 +52,71 @@ impl FromStr for FileId {
     }
 }
 
+/// A resumable upload session's id (also the key of its `storage_pending_objects` row).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct UploadId(Uuid);
+
+impl UploadId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub const fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    pub const fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+
+    /// The pending-object id its reservation and chunks are recorded under.
+    pub(crate) const fn pending_id(&self) -> FileId {
+        FileId(self.0)
+    }
+}
+
+impl Default for UploadId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A resumable upload under way: the client sends chunks at `received` until it reaches
+/// `size`, then the chunks become the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSession {
+    pub tenant_id: TenantId,
+    pub id: UploadId,
+    pub name: FileName,
+    pub folder: Folder,
+    /// Declared at the start; reserved against the quota.
+    pub size: u64,
+    /// Bytes received so far: the offset the next chunk must start at.
+    pub received: u64,
+    pub chunks: u32,
+    pub uploader: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a chunk did to its session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// More bytes are expected.
+    Partial(UploadSession),
+    /// The last byte arrived: the file is stored and the session gone.
+    Complete(StoredFile),
+}
+
 /// Where an upload goes: its name inside a folder (unique there).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewFile {

@@ -1,6 +1,6 @@
 //! Cleaning up after processes that died mid-way.
 //!
-//! An upload or a deletion records its object in `storage_pending_objects` before touching
+//! An upload, a resumable upload's session, or a deletion records its object in `storage_pending_objects` before touching
 //! the store, and removes the record when it is done. A record past its `sweep_after` was
 //! left by a process that died (or a store that failed): the sweep deletes its object (and,
 //! on the filesystem, the staging file of an interrupted multipart upload), gives back the
@@ -13,7 +13,7 @@ use object_store::ObjectStoreExt;
 use tenantkit_db::Database;
 use tenantkit_kernel::TenantId;
 
-use crate::{FileId, Storage, StorageError, backend, repo};
+use crate::{FileId, Storage, StorageError, backend, repo, upload};
 
 /// What a sweep cleaned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +38,8 @@ impl Storage {
             // While this transaction holds the record, its upload (if it still runs) cannot
             // commit or reserve: it finds the record gone afterwards and gives up.
             self.remove_object(tenant, file).await?;
+            // A resumable upload's session shares its id with its pending row.
+            repo::delete_session(&mut tx, file.as_uuid()).await?;
             repo::remove_pending(&mut tx, file).await?;
             swept.objects += 1;
             swept.released_bytes += reserved;
@@ -61,7 +63,27 @@ impl Storage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(StorageError::Backend(error)),
         }
+        // The chunks of a resumable upload, if the record is one's.
+        let store = &self.inner.backend.store;
+        let chunks = store
+            .list(Some(&upload::chunks_prefix(tenant, file.as_uuid())))
+            .map_ok(|meta| meta.location)
+            .boxed();
+        let mut deleted = store.delete_stream(chunks);
+        while let Some(outcome) = deleted.next().await {
+            match outcome {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(StorageError::Backend(error)),
+            }
+        }
         if let Some(root) = &self.inner.backend.local_root {
+            // Staging files of chunks cut off mid-way are not listed as objects.
+            let chunks = root.join(upload::chunks_prefix(tenant, file.as_uuid()).as_ref());
+            match tokio::fs::remove_dir_all(&chunks).await {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => tracing::warn!(%error, "could not remove a session's chunks"),
+            }
             // object_store stages multipart uploads beside the object as `<file id>#<n>`.
             let folder = root.join(backend::tenant_prefix(tenant).as_ref());
             let staged = format!("{file}#");

@@ -188,16 +188,21 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
     }
 }
 
-/// `POST …/tenants/{id}/files`: a file upload, the one body the JSON limit does not bound.
+/// `POST …/tenants/{id}/files` and `PATCH …/tenants/{id}/uploads/{upload}`: file bytes, the
+/// bodies the JSON limit does not bound (the storage limits do).
 fn is_file_upload(req: &Request) -> bool {
-    req.method() == poem::http::Method::POST && req.uri().path().ends_with("/files") && {
-        let segments: Vec<&str> = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .collect();
-        matches!(segments.as_slice(), [.., "tenants", _, "files"])
+    let segments: Vec<&str> = req
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
+    match *req.method() {
+        poem::http::Method::POST => matches!(segments.as_slice(), [.., "tenants", _, "files"]),
+        poem::http::Method::PATCH => {
+            matches!(segments.as_slice(), [.., "tenants", _, "uploads", _])
+        }
+        _ => false,
     }
 }
 

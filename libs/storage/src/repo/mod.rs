@@ -6,7 +6,9 @@
 //! (`tests/tests/tenant_scoped_queries.rs` enforces it).
 
 mod files;
+mod sessions;
 mod usage;
 
 pub(crate) use files::*;
+pub(crate) use sessions::*;
 pub(crate) use usage::*;

@@ -165,7 +165,8 @@ pub(crate) async fn tenant_is_purged(tx: &mut TenantTx) -> Result<bool, DbError>
     Ok(status.as_deref() == Some("purged"))
 }
 
-/// Removes every file row, pending object and the usage row of the tenant; how many files.
+/// Removes every file row, pending object, upload session and the usage row of the tenant;
+/// how many files.
 pub(crate) async fn purge_rows(tx: &mut TenantTx) -> Result<u64, DbError> {
     let tenant: Uuid = tx.tenant_id().as_uuid();
     let files = sqlx::query!("delete from files where tenant_id = $1", tenant)
@@ -174,6 +175,12 @@ pub(crate) async fn purge_rows(tx: &mut TenantTx) -> Result<u64, DbError> {
         .rows_affected();
     sqlx::query!(
         "delete from storage_pending_objects where tenant_id = $1",
+        tenant
+    )
+    .execute(tx.conn())
+    .await?;
+    sqlx::query!(
+        "delete from storage_upload_sessions where tenant_id = $1",
         tenant
     )
     .execute(tx.conn())

@@ -30,6 +30,9 @@ use tenantkit_kernel::{TenantId, UserId};
 use tokio::task::JoinSet;
 
 mod cleanup;
+mod sessions;
+
+pub(crate) use sessions::chunks_prefix;
 
 use crate::{
     FileId, FileName, NewFile, Storage, StorageError, StoredFile, backend, model, repo,

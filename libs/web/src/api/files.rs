@@ -24,7 +24,7 @@ use crate::{ApiError, AppState};
 pub(crate) struct FilesApi;
 
 #[derive(Object)]
-struct FileView {
+pub(crate) struct FileView {
     id: Uuid,
     name: String,
     folder: String,
@@ -228,7 +228,7 @@ pub(crate) async fn download(
 }
 
 #[allow(clippy::result_large_err)] // the operations' own error type
-fn folder(text: Option<&str>) -> Result<Option<Folder>, ApiError> {
+pub(crate) fn folder(text: Option<&str>) -> Result<Option<Folder>, ApiError> {
     text.map(|t| Folder::parse(t).map_err(|e| ApiError::invalid("folder", e.message)))
         .transpose()
 }

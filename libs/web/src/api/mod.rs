@@ -10,6 +10,7 @@ mod keys;
 mod signup;
 mod team;
 mod text;
+mod uploads;
 
 use poem_openapi::{
     Enum, Object, OpenApiService, Tags,
@@ -79,6 +80,7 @@ type Apis = (
     keys::ApiKeysApi,
     billing::BillingApi,
     files::FilesApi,
+    uploads::UploadsApi,
     audit::AuditApi,
     admin::AdminTenantsApi,
     admin::AdminUsersApi,
@@ -94,6 +96,7 @@ pub(crate) fn service(state: &AppState) -> OpenApiService<Apis, ()> {
             keys::ApiKeysApi,
             billing::BillingApi,
             files::FilesApi,
+            uploads::UploadsApi,
             audit::AuditApi,
             admin::AdminTenantsApi,
             admin::AdminUsersApi,
