@@ -1,7 +1,7 @@
 //! What storage hands out: stored files, their ids, listing queries with opaque cursors, and
 //! a tenant's usage.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
@@ -11,83 +11,21 @@ use uuid::Uuid;
 
 use crate::{FileName, Folder, InvalidName, sniff};
 
-/// A stored file's id (UUIDv7: ids sort by upload time).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
-#[serde(transparent)]
-#[sqlx(transparent)]
-pub struct FileId(Uuid);
+tenantkit_kernel::uuid_id!(
+    /// A stored file, and the key of its object (`t/<tenant>/<file id>`). UUIDv7: ids sort
+    /// by upload time.
+    FileId
+);
 
-impl FileId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub const fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    pub const fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for FileId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for FileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for FileId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
-
-/// A resumable upload session's id (also the key of its `storage_pending_objects` row).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
-#[serde(transparent)]
-#[sqlx(transparent)]
-pub struct UploadId(Uuid);
+tenantkit_kernel::uuid_id!(
+    /// A resumable upload session (also the key of its `storage_pending_objects` row).
+    UploadId
+);
 
 impl UploadId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub const fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    pub const fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-
     /// The pending-object id its reservation and chunks are recorded under.
     pub(crate) const fn pending_id(&self) -> FileId {
-        FileId(self.0)
-    }
-}
-
-impl Default for UploadId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        FileId::from_uuid(self.as_uuid())
     }
 }
 

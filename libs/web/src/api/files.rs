@@ -16,6 +16,7 @@ use tenantkit_storage::{
     ByteRange, FileCursor, FileId, FileName, FileQuery, FileSort, Folder, NewFile, SignedLink,
     StoredFile,
 };
+use tenantkit_tenancy::team::Actor;
 use uuid::Uuid;
 
 use super::{ApiTags, caller::Caller, text::Text};
@@ -227,6 +228,23 @@ pub(crate) async fn download(
     })
 }
 
+/// Opens the tenant to add bytes (refused in restricted mode): who acts, and the plan's
+/// storage quota. The transaction ends here: uploads take long and hold no connection.
+pub(crate) async fn open_to_store(
+    caller: &Caller,
+    state: &AppState,
+    tenant: TenantId,
+) -> Result<(Actor, u64), ApiError> {
+    let (mut tx, actor) = caller.open_tenant_to_change(state, tenant).await?;
+    let quota = state
+        .billing
+        .entitlements(&mut tx)
+        .await?
+        .storage_quota_bytes;
+    tx.commit().await?;
+    Ok((actor, quota))
+}
+
 #[allow(clippy::result_large_err)] // the operations' own error type
 pub(crate) fn folder(text: Option<&str>) -> Result<Option<Folder>, ApiError> {
     text.map(|t| Folder::parse(t).map_err(|e| ApiError::invalid("folder", e.message)))
@@ -249,13 +267,7 @@ impl FilesApi {
         body: Binary<Body>,
     ) -> Result<Created, ApiError> {
         let tenant = TenantId::from_uuid(tenant_id.0);
-        let (mut tx, actor) = caller.open_tenant_to_change(&state, tenant).await?;
-        let quota = state
-            .billing
-            .entitlements(&mut tx)
-            .await?
-            .storage_quota_bytes;
-        tx.commit().await?;
+        let (actor, quota) = open_to_store(&caller, &state, tenant).await?;
         let target = NewFile {
             name: FileName::parse(&name.0).map_err(|e| ApiError::invalid("name", e.message))?,
             folder: self::folder(folder.0.as_deref())?.unwrap_or_else(Folder::root),

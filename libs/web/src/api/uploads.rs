@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{
     ApiTags,
     caller::Caller,
-    files::{FileView, folder},
+    files::{FileView, folder, open_to_store},
     text::Text,
 };
 use crate::{ApiError, AppState};
@@ -102,13 +102,7 @@ impl UploadsApi {
         body: Json<NewUpload>,
     ) -> Result<Started, ApiError> {
         let tenant = TenantId::from_uuid(tenant_id.0);
-        let (mut tx, actor) = caller.open_tenant_to_change(&state, tenant).await?;
-        let quota = state
-            .billing
-            .entitlements(&mut tx)
-            .await?
-            .storage_quota_bytes;
-        tx.commit().await?;
+        let (actor, quota) = open_to_store(&caller, &state, tenant).await?;
         let target = NewFile {
             name: FileName::parse(&body.0.name.0)
                 .map_err(|e| ApiError::invalid("name", e.message))?,
@@ -156,13 +150,7 @@ impl UploadsApi {
         body: Binary<Body>,
     ) -> Result<ChunkTaken, ApiError> {
         let tenant = TenantId::from_uuid(tenant_id.0);
-        let (mut tx, _) = caller.open_tenant_to_change(&state, tenant).await?;
-        let quota = state
-            .billing
-            .entitlements(&mut tx)
-            .await?
-            .storage_quota_bytes;
-        tx.commit().await?;
+        let (_, quota) = open_to_store(&caller, &state, tenant).await?;
         let stream = Box::pin(body.0.into_bytes_stream());
         let appended = state
             .storage
