@@ -103,23 +103,28 @@ pub(crate) async fn claim_session(
     .map(Into::into))
 }
 
-/// Records a chunk of `len` bytes written at `offset` and lets the next writer in; `false`
-/// when the session moved meanwhile (its claim expired and another writer took it).
+/// Records a chunk of `len` bytes written at `offset` and lets the next writer in, unless it
+/// was the last: then the session stays held for `hold` while the file is made. `false` when
+/// the session moved meanwhile (its claim expired and another writer took it).
 pub(crate) async fn record_chunk(
     tx: &mut TenantTx,
     id: UploadId,
     offset: u64,
     len: u64,
+    hold: Duration,
 ) -> Result<bool, DbError> {
     let tenant = tx.tenant_id();
     let recorded = sqlx::query!(
         "update storage_upload_sessions
-         set received = received + $4, chunks = chunks + 1, writing_until = null
+         set received = received + $4, chunks = chunks + 1,
+             writing_until = case when received + $4 >= size
+                                  then now() + make_interval(secs => $5) end
          where tenant_id = $1 and id = $2 and received = $3",
         tenant.as_uuid(),
         id.as_uuid(),
         signed(offset),
-        signed(len)
+        signed(len),
+        hold.as_secs_f64()
     )
     .execute(tx.conn())
     .await?;

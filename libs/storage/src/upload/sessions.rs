@@ -154,7 +154,7 @@ impl Storage {
                 return Err(error);
             }
         };
-        if len > 0 && !repo::record_chunk(&mut tx, id, offset, len).await? {
+        if len > 0 && !repo::record_chunk(&mut tx, id, offset, len, CHUNK_HOLD).await? {
             return Err(moved_on());
         }
         repo::extend_pending(&mut tx, id.pending_id(), 0, SESSION_GRACE).await?;
