@@ -207,3 +207,25 @@ tk_stop_dev_leftovers() {
     done
     return 0
 }
+
+# smtp-sink and smtp-source (postfix's test tools) without configuring or starting a mail
+# system: postfix is preseeded to "No configuration".
+tk_ensure_smtp_tools() {
+    command -v smtp-sink >/dev/null && command -v smtp-source >/dev/null && return 0
+    [ -x /usr/sbin/smtp-sink ] && [ -x /usr/sbin/smtp-source ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    command -v debconf-set-selections >/dev/null \
+        && echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+    tk_apt_install postfix
+}
+
+# tk_pg_preload DIR PORT LIBRARY: loads a shared library (pg_stat_statements) into the
+# PostgreSQL that tk_start_postgres started in DIR, restarting it with its first options.
+tk_pg_preload() {
+    local dir=$1 port=$2 library=$3
+    psql "postgres://postgres@127.0.0.1:$port/postgres" -qc "alter system set shared_preload_libraries = '$library'" >/dev/null \
+        || tk_die "cannot set shared_preload_libraries"
+    tk_as_pg "$TK_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 restart >/dev/null \
+        || tk_die "PostgreSQL did not restart: see $dir/postgres.log"
+}
