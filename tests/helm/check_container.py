@@ -33,11 +33,14 @@ SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|_KEY$|^KEY$|_URL$|CREDE
 
 
 def workspace_binaries() -> dict[str, str]:
-    """Each binary of apps/* and its package."""
+    """Each binary of apps/* and its package, but for tools that are not deployed
+    (`[package.metadata.tenantkit] deploy = false`, e.g. the benchmarks' baseline)."""
     found = {}
     for manifest in sorted((ROOT / "apps").glob("*/Cargo.toml")):
         data = tomllib.loads(manifest.read_text())
         package = data["package"]["name"]
+        if not data["package"].get("metadata", {}).get("tenantkit", {}).get("deploy", True):
+            continue
         bins = [b["name"] for b in data.get("bin", [])]
         if not bins and (manifest.parent / "src" / "main.rs").exists():
             bins = [package]
