@@ -226,8 +226,8 @@ pub async fn override_entitlements(
 }
 
 /// Soft delete: users are locked out at once and its subscriptions are canceled in Stripe
-/// (by a job); the data stays `retention` long (export and
-/// restore remain possible), then a scheduled job purges it.
+/// (by a job); the data stays `retention` long (export and restore remain possible), then a
+/// scheduled job purges it.
 pub async fn delete(
     db: &Database,
     admin: Admin,
