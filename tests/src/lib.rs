@@ -242,3 +242,21 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A verified platform admin, straight in the database (`label` names its email).
+pub async fn platform_admin(db: &TestDb, label: &str) -> tenantkit_platform::Admin {
+    let id = tenantkit_kernel::UserId::new();
+    sqlx::query(
+        "insert into users (id, email, display_name, is_platform_admin, email_verified_at)
+         values ($1, $2, 'Platform admin', true, now())",
+    )
+    .bind(id.as_uuid())
+    .bind(format!(
+        "{label}-{}@platform.test",
+        uuid::Uuid::now_v7().simple()
+    ))
+    .execute(&db.owner)
+    .await
+    .expect("create a platform admin");
+    tenantkit_platform::Admin(id)
+}

@@ -6,12 +6,12 @@ use std::{future::Future, time::Duration};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tenantkit_kernel::{Role, TenantId, UserId};
-use tenantkit_platform::{Admin, Reason, tenant_actions};
+use tenantkit_kernel::{Role, TenantId};
+use tenantkit_platform::{Reason, tenant_actions};
 use tenantkit_tests::{
     TestApp, TestDb,
     api::{self, Org},
-    mail, settings_for,
+    mail, platform_admin, settings_for,
     stripe::{DeliveryOptions, FakeStripe, FakeStripeConfig, SECRET_KEY},
     worker::RunningWorker,
 };
@@ -33,6 +33,15 @@ const PLANS: &str = r#"[
    "per_seat_price_cents": 900}
 ]"#;
 
+/// Team with a 14-day trial, Business with a 2-day one.
+const TRIAL_PLANS: &str = r#"[
+  {"name": "free", "display_name": "Free", "included_seats": 2},
+  {"name": "team", "display_name": "Team", "stripe_price_monthly": "price_team_monthly",
+   "included_seats": 5, "trial_days": 14},
+  {"name": "business", "display_name": "Business",
+   "stripe_price_monthly": "price_business_monthly", "included_seats": 50, "trial_days": 2}
+]"#;
+
 /// The app and its worker, billing through the test server.
 struct Billed {
     app: TestApp,
@@ -42,6 +51,10 @@ struct Billed {
 
 impl Billed {
     async fn start(grace_days: &str) -> Self {
+        Self::start_with(grace_days, PLANS).await
+    }
+
+    async fn start_with(grace_days: &str, plans: &str) -> Self {
         let stripe = FakeStripe::start(FakeStripeConfig::default()).await;
         let db = TestDb::new().await;
         let secret = stripe.webhook_secret();
@@ -52,7 +65,7 @@ impl Billed {
                 ("billing.stripe_secret_key", SECRET_KEY),
                 ("billing.webhook_secrets", &secret),
                 ("billing.stripe_api_base", &base),
-                ("billing.plans", PLANS),
+                ("billing.plans", plans),
                 ("billing.grace_period_days", grace_days),
                 ("worker.retry_base_delay_secs", "1"),
             ],
@@ -100,6 +113,17 @@ impl Billed {
         let url = body["url"].as_str().expect("a checkout url");
         assert!(url.starts_with(&self.stripe.url()), "{url}");
         url.rsplit('/').next().unwrap().to_owned()
+    }
+
+    /// A new organisation that bought `plan` (monthly) and is on it: the organisation, an
+    /// owner key, the subscription's id and the billing view.
+    async fn subscribed(&self, name: &str, plan: &str) -> (Org, String, String, Value) {
+        let org = api::org(&self.app, name).await;
+        let key = api::key(&self.app, &org, Role::Owner).await;
+        let session = self.checkout(&key, &org, plan, Uuid::now_v7()).await;
+        let completion = self.stripe.pay_checkout(&session).await;
+        let body = plan_becomes(self, &key, &org, plan, "active").await;
+        (org, key, completion.subscription_id, body)
     }
 
     async fn audit_count(&self, org: &Org, action: &str) -> i64 {
@@ -446,26 +470,11 @@ async fn a_shuffled_duplicated_concurrent_event_storm_ends_where_the_ordered_seq
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_organisation_cancels_its_subscription_in_stripe_once() {
     let billed = Billed::start("7").await;
-    let org = api::org(&billed.app, "Leaving").await;
-    let key = api::key(&billed.app, &org, Role::Owner).await;
-    let session = billed.checkout(&key, &org, "team", Uuid::now_v7()).await;
-    let completion = billed.stripe.pay_checkout(&session).await;
-    plan_becomes(&billed, &key, &org, "team", "active").await;
-    let subscription = completion.subscription_id;
+    let (org, _, subscription, _) = billed.subscribed("Leaving", "team").await;
 
-    let admin = UserId::new();
-    sqlx::query(
-        "insert into users (id, email, display_name, is_platform_admin, email_verified_at)
-         values ($1, $2, 'Platform admin', true, now())",
-    )
-    .bind(admin.as_uuid())
-    .bind(format!("admin-{}@platform.test", Uuid::now_v7().simple()))
-    .execute(&billed.app.db.owner)
-    .await
-    .unwrap();
     tenant_actions::delete(
         &billed.app.db.app,
-        Admin(admin),
+        platform_admin(&billed.app.db, "billing").await,
         TenantId::from_uuid(org.tenant),
         Duration::from_secs(30 * 86_400),
         &Reason::new("the customer closed the account").unwrap(),
@@ -601,11 +610,7 @@ async fn the_plans_seats_limit_invitations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_seat_subscription_follows_the_member_count_with_a_key_per_change() {
     let billed = Billed::start("7").await;
-    let org = api::org(&billed.app, "PerSeat").await;
-    let key = api::key(&billed.app, &org, Role::Owner).await;
-    let session = billed.checkout(&key, &org, "starter", Uuid::now_v7()).await;
-    let completion = billed.stripe.pay_checkout(&session).await;
-    let body = plan_becomes(&billed, &key, &org, "starter", "active").await;
+    let (org, key, subscription, body) = billed.subscribed("PerSeat", "starter").await;
     assert!(
         body["entitlements"]["seats"].is_null(),
         "per seat: no limit"
@@ -640,8 +645,8 @@ async fn a_per_seat_subscription_follows_the_member_count_with_a_key_per_change(
         }
     }
     let quantity = eventually("the subscription's quantity follows", 20, || async {
-        let subscription = billed.stripe.subscription(&completion.subscription_id)?;
-        let quantity = subscription["items"]["data"][0]["quantity"].as_u64()?;
+        let current = billed.stripe.subscription(&subscription)?;
+        let quantity = current["items"]["data"][0]["quantity"].as_u64()?;
         (quantity == 2).then_some(quantity)
     })
     .await;
@@ -663,13 +668,9 @@ async fn a_per_seat_subscription_follows_the_member_count_with_a_key_per_change(
 async fn a_failed_payment_warns_restricts_after_the_grace_period_and_recovers() {
     // No grace period: restriction follows the failure as soon as its job runs.
     let billed = Billed::start("0").await;
-    let org = api::org(&billed.app, "Dunning").await;
-    let key = api::key(&billed.app, &org, Role::Owner).await;
-    let session = billed.checkout(&key, &org, "team", Uuid::now_v7()).await;
-    let completion = billed.stripe.pay_checkout(&session).await;
-    plan_becomes(&billed, &key, &org, "team", "active").await;
+    let (org, key, subscription, _) = billed.subscribed("Dunning", "team").await;
 
-    let failed = billed.stripe.fail_payment(&completion.subscription_id);
+    let failed = billed.stripe.fail_payment(&subscription);
     for event in &failed.events {
         assert_eq!(billed.stripe.deliver(event).await, 200);
     }
@@ -793,4 +794,75 @@ async fn without_stripe_keys_the_kit_runs_on_the_free_plan_and_says_billing_is_o
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// The owners hear of a trial's end 3 days before it, once: a long trial's reminder waits
+/// until then, a trial shorter than that is announced at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trials_end_is_announced_three_days_before_once() {
+    let billed = Billed::start_with("7", TRIAL_PLANS).await;
+    let reminder_at = |org: &Org| {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "select run_at from apalis.jobs where job_type = 'email.billing'
+             and convert_from(job, 'UTF8')::jsonb ->> 'tenant_id' = $1
+             and convert_from(job, 'UTF8')::jsonb ->> 'kind' = 'trial_ending'",
+        )
+        .bind(org.tenant.to_string())
+        .fetch_all(&billed.app.db.owner)
+    };
+
+    let long = api::org(&billed.app, "LongTrial").await;
+    let key = api::key(&billed.app, &long, Role::Owner).await;
+    let session = billed.checkout(&key, &long, "team", Uuid::now_v7()).await;
+    billed.stripe.pay_checkout(&session).await;
+    let body = plan_becomes(&billed, &key, &long, "team", "trialing").await;
+    let trial_end: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(body["trial_ends_at"].clone()).expect("a trial end");
+    let scheduled = eventually("the reminder scheduled", 20, || async {
+        let runs = reminder_at(&long).await.unwrap();
+        (!runs.is_empty()).then_some(runs)
+    })
+    .await;
+    assert_eq!(scheduled.len(), 1, "{scheduled:?}");
+    let early = (trial_end - chrono::Duration::days(3) - scheduled[0]).num_seconds();
+    assert!(
+        early.abs() <= 5,
+        "reminder at {} for a trial ending {trial_end}",
+        scheduled[0]
+    );
+
+    let short = api::org(&billed.app, "ShortTrial").await;
+    let key = api::key(&billed.app, &short, Role::Owner).await;
+    let session = billed
+        .checkout(&key, &short, "business", Uuid::now_v7())
+        .await;
+    billed.stripe.pay_checkout(&session).await;
+    plan_becomes(&billed, &key, &short, "business", "trialing").await;
+    let reminders = |mails: &[String], organisation: &str| {
+        let subject = format!("Subject: The {organisation} ends on");
+        mails.iter().filter(|m| m.contains(&subject)).count()
+    };
+    eventually("the short trial announced", 20, || async {
+        let told = mail::wait_for(&short.email, 0, Duration::ZERO).await;
+        (reminders(&told, "Business trial of ShortTrial") > 0).then_some(())
+    })
+    .await;
+    // Redelivering the subscription's events sends nothing more.
+    for event in billed.stripe.events() {
+        assert_eq!(billed.stripe.deliver(&event).await, 200);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = mail::wait_for(&short.email, 0, Duration::ZERO).await;
+    assert_eq!(
+        reminders(&after, "Business trial of ShortTrial"),
+        1,
+        "{after:?}"
+    );
+    let long_mail = mail::wait_for(&long.email, 0, Duration::ZERO).await;
+    assert_eq!(
+        reminders(&long_mail, "Team trial of LongTrial"),
+        0,
+        "not yet"
+    );
+    billed.stop().await;
 }

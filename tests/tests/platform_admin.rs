@@ -20,6 +20,7 @@ use tenantkit_tenancy::TenantStatus;
 use tenantkit_tests::{
     TestApp, TestDb,
     api::{call, key, org},
+    platform_admin,
 };
 use uuid::Uuid;
 
@@ -36,20 +37,6 @@ fn plans() -> Vec<String> {
 }
 
 /// A platform admin, created directly (there is no sign-up for admins).
-async fn platform_admin(db: &TestDb, label: &str) -> Admin {
-    let id = UserId::new();
-    sqlx::query(
-        "insert into users (id, email, display_name, is_platform_admin, email_verified_at)
-         values ($1, $2, 'Platform admin', true, now())",
-    )
-    .bind(id.as_uuid())
-    .bind(format!("{label}-{}@platform.test", Uuid::now_v7().simple()))
-    .execute(&db.owner)
-    .await
-    .expect("create a platform admin");
-    Admin(id)
-}
-
 async fn tenant_status(db: &TestDb, tenant: Uuid) -> String {
     sqlx::query_scalar("select status from tenants where id = $1")
         .bind(tenant)

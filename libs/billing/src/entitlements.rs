@@ -85,6 +85,12 @@ impl Overrides {
     }
 }
 
+/// The storage quota: the subscription's state never changes it, so views without the
+/// tenant's billing state (the admin's) can read it alone.
+pub(crate) fn storage_quota(plan: &Plan, overrides: &Overrides) -> u64 {
+    overrides.storage_bytes.unwrap_or(plan.storage_quota_bytes)
+}
+
 /// What the stored state gives: pure, so every combination is tested without a database.
 pub fn resolve(
     plan_name: &str,
@@ -103,7 +109,7 @@ pub fn resolve(
         // again, or ended (back to free), lifts it even before the account row is cleared.
         restricted: restricted_at_is_set && status.is_overdue(),
         seats: overrides.seats.or(plan_seats),
-        storage_quota_bytes: overrides.storage_bytes.unwrap_or(plan.storage_quota_bytes),
+        storage_quota_bytes: storage_quota(plan, overrides),
         api_requests_per_minute: overrides
             .api_requests_per_minute
             .unwrap_or(plan.api_requests_per_minute),

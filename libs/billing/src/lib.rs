@@ -115,6 +115,13 @@ impl Billing {
         Err(BillingError::FeatureNotInPlan { feature, plans })
     }
 
+    /// The storage quota of a tenant on `plan` with the admin's `overrides`
+    /// (`tenants.entitlement_overrides`): what [`Billing::entitlements`] says, for views that
+    /// read the tenant row only.
+    pub fn storage_quota(&self, plan: &str, overrides: &serde_json::Value) -> u64 {
+        entitlements::storage_quota(self.plan_or_free(plan), &Overrides::from_json(overrides))
+    }
+
     /// The free plan, which always exists.
     pub fn free_plan(&self) -> &Plan {
         &self.inner.settings.plans[0]

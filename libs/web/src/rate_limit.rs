@@ -18,34 +18,46 @@ impl RateLimit {
     /// Counts one request by `subject`; refuses it with 429 and `Retry-After` once the
     /// window's allowance is spent.
     pub(crate) async fn check(&self, kv: &Kv, subject: &str) -> Result<(), ApiError> {
+        match self.count(kv, subject, |_| {}).await {
+            Some(retry_after) => Err(ApiError::too_many_requests(retry_after)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one request by `subject`, with whatever else `also` adds to the same pipelined
+    /// round trip; the seconds until the next window when the allowance is spent, else
+    /// `None` (also when Redis is unreachable).
+    pub(crate) async fn count(
+        &self,
+        kv: &Kv,
+        subject: &str,
+        also: impl FnOnce(&mut redis::Pipeline),
+    ) -> Option<u64> {
         let window = self.window.as_secs().max(1);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let (index, retry_after) = (now / window, window - now % window);
         let key = kv.key(&["rl", self.name, subject, &index.to_string()]);
+        let mut pipe = redis::pipe();
+        pipe.incr(&key, 1u64).expire(&key, window as i64).ignore();
+        also(&mut pipe);
         let counted: redis::RedisResult<(u64,)> = async {
             let mut conn = kv.connection().await?;
-            redis::pipe()
-                .atomic()
-                .incr(&key, 1u64)
-                .expire(&key, window as i64)
-                .ignore()
-                .query_async(&mut conn)
-                .await
+            pipe.query_async(&mut conn).await
         }
         .await;
         match counted {
             Ok((count,)) if count > u64::from(self.limit) => {
                 metrics::counter!("rate_limited_total", "limit" => self.name).increment(1);
-                Err(ApiError::too_many_requests(retry_after))
+                Some(retry_after)
             }
-            Ok(_) => Ok(()),
+            Ok(_) => None,
             Err(error) => {
                 metrics::counter!("rate_limit_unavailable_total", "limit" => self.name)
                     .increment(1);
                 tracing::warn!(%error, limit = self.name, "rate limit not enforced: Redis unavailable");
-                Ok(())
+                None
             }
         }
     }

@@ -1,24 +1,22 @@
-//! API calls per tenant, counted in Redis in one pipelined round trip: per UTC day for the
-//! usage figures, and per minute against the plan's allowance (`api_requests_per_minute`).
-//!
-//! When Redis is unreachable the call is neither counted nor limited (a warning and a metric
-//! record it): an outage of the counter must not take the API down with it.
+//! API calls per tenant, counted in Redis in one pipelined round trip: per minute against the
+//! plan's allowance (`api_requests_per_minute`, a [`RateLimit`]) and per UTC day for the
+//! usage figures. When Redis is unreachable the call is neither counted nor limited, as for
+//! every rate limit.
 
 use std::{
     collections::HashMap,
     sync::Mutex,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use tenantkit_billing::Billing;
 use tenantkit_db::TenantTx;
 use tenantkit_kernel::TenantId;
 
-use crate::{ApiError, kv::Kv};
+use crate::{ApiError, kv::Kv, rate_limit::RateLimit};
 
 /// Day counters outlive their day a little, for "yesterday" reports.
 const KEEP_DAYS_SECS: i64 = 3 * 86_400;
-const MINUTE_SECS: u64 = 60;
 
 fn day_key(kv: &Kv, tenant: TenantId, day: chrono::NaiveDate) -> String {
     kv.key(&["usage", "api", &tenant.to_string(), &day.to_string()])
@@ -32,37 +30,23 @@ pub(crate) async fn count_api_call(
     tenant: TenantId,
     per_minute: u32,
 ) -> Result<(), ApiError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (minute, retry_after) = (now / MINUTE_SECS, MINUTE_SECS - now % MINUTE_SECS);
-    let minute_key = kv.key(&["rl", "api", &tenant.to_string(), &minute.to_string()]);
+    let limit = RateLimit {
+        name: "api",
+        limit: per_minute,
+        window: Duration::from_secs(60),
+    };
     let day_key = day_key(kv, tenant, chrono::Utc::now().date_naive());
-    let counted: redis::RedisResult<(u64,)> = async {
-        let mut conn = kv.connection().await?;
-        redis::pipe()
-            .incr(&minute_key, 1u64)
-            .expire(&minute_key, MINUTE_SECS as i64)
-            .ignore()
-            .incr(&day_key, 1u64)
-            .ignore()
-            .expire(&day_key, KEEP_DAYS_SECS)
-            .ignore()
-            .query_async(&mut conn)
-            .await
-    }
-    .await;
-    match counted {
-        Ok((count,)) if count > u64::from(per_minute) => {
-            metrics::counter!("rate_limited_total", "limit" => "api").increment(1);
-            Err(ApiError::plan_rate_limited(per_minute, retry_after))
-        }
-        Ok(_) => Ok(()),
-        Err(error) => {
-            metrics::counter!("rate_limit_unavailable_total", "limit" => "api").increment(1);
-            tracing::warn!(%error, "API call not counted or limited: Redis unavailable");
-            Ok(())
-        }
+    let exceeded = limit
+        .count(kv, &tenant.to_string(), |pipe| {
+            pipe.incr(&day_key, 1u64)
+                .ignore()
+                .expire(&day_key, KEEP_DAYS_SECS)
+                .ignore();
+        })
+        .await;
+    match exceeded {
+        Some(retry_after) => Err(ApiError::plan_rate_limited(per_minute, retry_after)),
+        None => Ok(()),
     }
 }
 

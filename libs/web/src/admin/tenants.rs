@@ -7,7 +7,6 @@ use poem::{
     web::{Form, Path, Query},
 };
 use serde::Deserialize;
-use tenantkit_billing::Overrides;
 use tenantkit_kernel::TenantId;
 use tenantkit_platform::{
     dashboard as admin_dashboard,
@@ -186,17 +185,10 @@ async fn detail_page(
         error,
     );
     let overrides = tenant_view.profile.entitlement_overrides.to_string();
-    // The quota is the plan's unless an admin overrode it (the subscription's state does not
-    // change it).
-    let billing = &browser.state.billing;
-    let quota = Overrides::from_json(&tenant_view.profile.entitlement_overrides)
-        .storage_bytes
-        .unwrap_or_else(|| {
-            billing
-                .plan(&tenant_view.profile.plan)
-                .unwrap_or_else(|| billing.free_plan())
-                .storage_quota_bytes
-        });
+    let quota = browser.state.billing.storage_quota(
+        &tenant_view.profile.plan,
+        &tenant_view.profile.entitlement_overrides,
+    );
     let used = u64::try_from(tenant_view.usage.storage_bytes).unwrap_or_default();
     let storage = format!("{} of {}", files::bytes(used), files::bytes(quota));
     let view = DetailPage {
