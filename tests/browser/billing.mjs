@@ -26,6 +26,7 @@ import {
   link,
   newPage,
   shot,
+  signUp,
   step,
   submit,
   unique,
@@ -70,13 +71,7 @@ await journey('billing journey', async (browser) => {
   const page = await newPage(browser, 'owner');
 
   await step('the owner signs up and verifies through the emailed link', async () => {
-    await page.goto(url('/signup'));
-    await field(page, 'Organisation name').fill(organisation);
-    await field(page, 'Your name').fill(owner.name);
-    await field(page, 'Email').fill(owner.email);
-    await field(page, 'Password').fill(owner.password);
-    await submit(page, 'Create account');
-    await expectPath(page, '/signup/check-inbox');
+    await signUp(page, organisation, owner);
     await page.goto(await emailLink(owner.email, '/verify?token='));
     await expectPath(page, '/dashboard');
     await expectText(page.getByRole('main'), `You are owner of ${organisation}`);

@@ -619,3 +619,15 @@ export function emailLinks() {
     return linkFrom(message.text, path);
   };
 }
+
+// Signs `person` ({name, email, password}) up for a new organisation through the form; the
+// page ends on "check your inbox".
+export async function signUp(page, organisation, person) {
+  await page.goto(url('/signup'));
+  await field(page, 'Organisation name').fill(organisation);
+  await field(page, 'Your name').fill(person.name);
+  await field(page, 'Email').fill(person.email);
+  await field(page, 'Password').fill(person.password);
+  await submit(page, 'Create account');
+  await expectPath(page, '/signup/check-inbox');
+}

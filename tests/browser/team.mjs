@@ -16,6 +16,7 @@ import {
   journey,
   newPage,
   shot,
+  signUp,
   step,
   submit,
   unique,
@@ -180,16 +181,6 @@ async function refusedLogin(page, email, password, why) {
     throw new Error(`${why}, but logging in as ${email} led to ${page.url()}`);
   }
   await expectVisible(page.locator('.error'));
-}
-
-async function signUp(page, organisation, person) {
-  await page.goto(url('/signup'));
-  await field(page, 'Organisation name').fill(organisation);
-  await field(page, 'Your name').fill(person.name);
-  await field(page, 'Email').fill(person.email);
-  await field(page, 'Password').fill(person.password);
-  await submit(page, 'Create account');
-  await expectPath(page, '/signup/check-inbox');
 }
 
 async function invite(page, email, role) {
