@@ -17,7 +17,7 @@ use tenantkit_billing::{
 };
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
-use tenantkit_jobs::Job;
+use tenantkit_jobs::{Job, Wakeups};
 use tenantkit_notifications::Mailer;
 use tenantkit_platform::purge::{PurgeTenant, run_purge};
 use tenantkit_storage::{
@@ -61,6 +61,11 @@ pub async fn run(
     };
     let storage = Storage::new(&settings.storage, &settings.secret_key)
         .map_err(|e| format!("storage: {e}"))?;
+    // One listener, due check and heartbeat for all the queues below, however often they
+    // restart.
+    let wakeups = Wakeups::new();
+    let batch = settings.worker.fetch_batch;
+    let _drive_wakeups = AbortOnDrop(tokio::spawn(wakeups.clone().drive(db.clone())));
     let mut delay = Duration::from_secs(1);
     loop {
         let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
@@ -84,7 +89,7 @@ pub async fn run(
             ($job:ty, $handler:expr, $concurrency:expr $(, $data:expr)*) => {{
                 let worker_name = consumer_name(<$job as Job>::QUEUE);
                 let worker = WorkerBuilder::new(worker_name.as_str())
-                    .backend(tenantkit_jobs::storage::<$job>(&db).with_pubsub())
+                    .backend(tenantkit_jobs::consumer::<$job>(&db, &wakeups, batch))
                     .data(db.clone())
                     $(.data($data.clone()))*
                     .enable_tracing()
@@ -176,4 +181,13 @@ pub async fn run(
     db.close().await;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Ends a background task when its owner ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

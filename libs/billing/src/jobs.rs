@@ -259,27 +259,47 @@ mod tests {
     #[allow(dead_code)]
     fn every_handler_fits_a_worker(db: Database, mailer: Mailer, ctx: BillingJobContext) {
         let _ = WorkerBuilder::new("event")
-            .backend(tenantkit_jobs::storage::<ProcessStripeEvent>(&db))
+            .backend(tenantkit_jobs::consumer::<ProcessStripeEvent>(
+                &db,
+                &tenantkit_jobs::Wakeups::new(),
+                10,
+            ))
             .data(db.clone())
             .data(ctx.clone())
             .build(run_stripe_event);
         let _ = WorkerBuilder::new("seats")
-            .backend(tenantkit_jobs::storage::<SyncSeats>(&db))
+            .backend(tenantkit_jobs::consumer::<SyncSeats>(
+                &db,
+                &tenantkit_jobs::Wakeups::new(),
+                10,
+            ))
             .data(db.clone())
             .data(ctx.clone())
             .build(run_seat_sync);
         let _ = WorkerBuilder::new("dunning")
-            .backend(tenantkit_jobs::storage::<EnforceGracePeriod>(&db))
+            .backend(tenantkit_jobs::consumer::<EnforceGracePeriod>(
+                &db,
+                &tenantkit_jobs::Wakeups::new(),
+                10,
+            ))
             .data(db.clone())
             .data(ctx.clone())
             .build(run_grace_period);
         let _ = WorkerBuilder::new("cancel")
-            .backend(tenantkit_jobs::storage::<CancelSubscription>(&db))
+            .backend(tenantkit_jobs::consumer::<CancelSubscription>(
+                &db,
+                &tenantkit_jobs::Wakeups::new(),
+                10,
+            ))
             .data(db.clone())
             .data(ctx.clone())
             .build(run_cancellation);
         let _ = WorkerBuilder::new("email")
-            .backend(tenantkit_jobs::storage::<BillingEmail>(&db))
+            .backend(tenantkit_jobs::consumer::<BillingEmail>(
+                &db,
+                &tenantkit_jobs::Wakeups::new(),
+                10,
+            ))
             .data(db.clone())
             .data(mailer)
             .data(ctx)

@@ -115,7 +115,10 @@ pub struct SmtpSettings {
     /// e.g. `smtp://127.0.0.1:1025` or `smtps://user:pass@mail.example.com`.
     pub url: SecretString,
     pub from: String,
+    /// Bounds connecting and each message's exchange.
     pub timeout: Duration,
+    /// SMTP connections kept open and reused, at most; a send waits when all are busy.
+    pub pool_size: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -125,6 +128,10 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// A failed job's first retry waits this long; each further retry waits twice as long.
     pub retry_base_delay: Duration,
+    /// Jobs a queue's consumer claims per fetch. More drains a backlog faster (fewer round
+    /// trips); fewer spreads a backlog over more workers and leaves fewer jobs waiting out the
+    /// orphan timeout when a worker dies.
+    pub fetch_batch: usize,
 }
 
 /// What platform admins may do to tenants and users.
@@ -201,9 +208,11 @@ impl Settings {
         let smtp_url = r.secret("smtp.url");
         let smtp_from = r.or("smtp.from", "Tenantkit <no-reply@localhost>".to_owned());
         let smtp_timeout = r.or("smtp.timeout_secs", 10u64);
+        let smtp_pool_size = r.or("smtp.pool_size", 16usize);
         let concurrency = r.or("worker.concurrency", 4usize);
         let worker_shutdown = r.or("worker.shutdown_timeout_secs", 30u64);
         let retry_base = r.or("worker.retry_base_delay_secs", 5u64);
+        let fetch_batch = r.or("worker.fetch_batch", 50usize);
         let logins_per_account = r.or("rate_limit.logins_per_account", 10u32);
         let logins_per_address = r.or("rate_limit.logins_per_address", 100u32);
         let retention_days = r.or("admin.deleted_tenant_retention_days", 30u64);
@@ -261,6 +270,14 @@ impl Settings {
             r.problems
                 .push("admin.impersonation_minutes must be between 1 and 240".to_owned());
         }
+        if smtp_pool_size == 0 {
+            r.problems
+                .push("smtp.pool_size must be at least 1".to_owned());
+        }
+        if fetch_batch == 0 {
+            r.problems
+                .push("worker.fetch_batch must be at least 1".to_owned());
+        }
         if concurrency == 0 {
             r.problems
                 .push("worker.concurrency must be at least 1".to_owned());
@@ -313,11 +330,13 @@ impl Settings {
                         url: smtp_url.unwrap_or_else(|| SecretString::from("smtp://127.0.0.1:25")),
                         from: smtp_from,
                         timeout: Duration::from_secs(smtp_timeout),
+                        pool_size: smtp_pool_size,
                     },
                     worker: WorkerSettings {
                         concurrency,
                         shutdown_timeout: Duration::from_secs(worker_shutdown),
                         retry_base_delay: Duration::from_secs(retry_base),
+                        fetch_batch,
                     },
                     log: LogSettings {
                         format: log_format,

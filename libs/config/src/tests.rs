@@ -194,6 +194,18 @@ fn numbers_from_the_environment_are_read() {
     );
 }
 
+#[test]
+fn the_smtp_pool_size_defaults_to_16_and_is_at_least_one() {
+    assert_eq!(Settings::load_from(base()).unwrap().smtp.pool_size, 16);
+    // As TENANTKIT_SMTP__POOL_SIZE=4 arrives from the environment.
+    let four = Settings::load_from(base().merge(Serialized::default("smtp.pool_size", 4usize)));
+    assert_eq!(four.unwrap().smtp.pool_size, 4);
+    let zero = problems(base().merge(Serialized::default("smtp.pool_size", 0usize)));
+    assert_eq!(zero, ["smtp.pool_size must be at least 1"]);
+    let negative = problems(base().merge(Serialized::default("smtp.pool_size", -2i64)));
+    assert!(negative[0].starts_with("smtp.pool_size"), "{negative:?}");
+}
+
 /// Billing settings: plans, Stripe credentials, and what `admin.plans` became.
 mod billing;
 

@@ -16,12 +16,16 @@ const QUEUE_GRANTS: &[&str] = &[
     "alter default privileges in schema apalis grant execute on functions to tenantkit_app",
 ];
 
+/// Replaces parts of apalis's schema that perform badly (see the file); idempotent.
+const QUEUE_TUNING: &str = include_str!("../queue_tuning.sql");
+
 pub async fn run(owner_pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(owner_pool).await?;
     let mut queue = apalis_postgres::PostgresStorage::migrations();
     queue.create_schema("apalis");
     queue.dangerous_set_table_name("apalis._sqlx_migrations");
     queue.run(owner_pool).await?;
+    sqlx::raw_sql(QUEUE_TUNING).execute(owner_pool).await?;
     for grant in QUEUE_GRANTS {
         sqlx::query(*grant).execute(owner_pool).await?;
     }

@@ -5,14 +5,17 @@
 //! least once; handlers make their effects idempotent with the job's idempotency key.
 
 use apalis::prelude::TaskBuilder;
-use apalis_postgres::{Config, PostgresStorage};
 use serde::{Serialize, de::DeserializeOwned};
 use tenantkit_db::{Database, PgConnection, TenantTx};
 use tenantkit_kernel::TenantId;
 
-pub use apalis_postgres::PostgresStorage as Storage;
+pub use consumer::QueueBackend;
+pub use wakeups::Wakeups;
 
+mod consumer;
 pub mod dead_letters;
+mod queue_sql;
+pub mod wakeups;
 
 /// A unit of background work, owned by one tenant or (account emails) by none.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
@@ -101,20 +104,10 @@ async fn push_task<J: Job>(
     Ok(())
 }
 
-/// How often a worker reports it is alive; each report also looks for due jobs, so a job whose
-/// notification was missed (or whose retry time came) waits at most this long.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
-/// Heartbeats missed before a worker's jobs are taken over: 30 s of silence.
-const MISSED_HEARTBEATS: usize = 15;
-
-/// The storage a worker polls for `J`.
-pub fn storage<J: Job>(db: &Database) -> PostgresStorage<J> {
-    PostgresStorage::new(db.infrastructure_pool()).with_config(
-        Config::default()
-            .queue(J::QUEUE)
-            .heartbeat_interval(HEARTBEAT)
-            .missed_heartbeats(MISSED_HEARTBEATS),
-    )
+/// The backend a worker's consumer of `J` runs on, claiming up to `batch` jobs per fetch and
+/// woken by `wakeups` (whose [`Wakeups::drive`] must run beside it).
+pub fn consumer<J: Job>(db: &Database, wakeups: &Wakeups, batch: usize) -> QueueBackend<J> {
+    QueueBackend::new(db.infrastructure_pool().clone(), wakeups, J::QUEUE, batch)
 }
 
 /// Puts the jobs `worker` still holds in `queue` back to pending, so another worker takes

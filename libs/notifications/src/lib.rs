@@ -8,6 +8,7 @@
 mod delivery;
 mod ledger;
 mod mailer;
+mod smtp_pool;
 mod templates;
 
 pub use delivery::{Delivery, DeliveryError, Ledger, OutgoingEmail, message_id, send_once};

@@ -1,8 +1,13 @@
-//! A pooled SMTP transport with a timeout on every send.
+//! Sends email through a pool of SMTP connections (see `smtp_pool` for why it is ours), with
+//! a timeout on connecting and on every send.
 
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox};
+use std::sync::Arc;
+
+use lettre::{Message, message::Mailbox};
 use secrecy::ExposeSecret;
 use tenantkit_config::SmtpSettings;
+
+use crate::smtp_pool::{SmtpEndpoint, SmtpPool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailerError {
@@ -12,28 +17,30 @@ pub enum MailerError {
     Message(String),
     #[error("SMTP delivery failed: {0}")]
     Send(#[from] lettre::transport::smtp::Error),
+    #[error("cannot reach the SMTP server: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("the SMTP server did not answer in time ({0})")]
+    Timeout(&'static str),
 }
 
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: Arc<SmtpPool>,
     from: Mailbox,
 }
 
 impl Mailer {
     pub fn new(settings: &SmtpSettings) -> Result<Self, MailerError> {
-        let transport =
-            AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.expose_secret())
-                .map_err(|e| MailerError::Settings(e.to_string()))?
-                .timeout(Some(settings.timeout))
-                .build();
+        let endpoint =
+            SmtpEndpoint::from_url(settings.url.expose_secret()).map_err(MailerError::Settings)?;
+        let pool = SmtpPool::new(endpoint, settings.pool_size, settings.timeout);
         let from = settings
             .from
             .parse()
             .map_err(|e: lettre::address::AddressError| {
                 MailerError::Settings(format!("smtp.from: {e}"))
             })?;
-        Ok(Self { transport, from })
+        Ok(Self { pool, from })
     }
 
     pub fn from(&self) -> &Mailbox {
@@ -58,7 +65,8 @@ impl Mailer {
     }
 
     pub async fn send(&self, message: Message) -> Result<(), MailerError> {
-        self.transport.send(message).await?;
-        Ok(())
+        self.pool
+            .send(message.envelope(), &message.formatted())
+            .await
     }
 }

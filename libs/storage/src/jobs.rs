@@ -104,7 +104,11 @@ mod tests {
     #[allow(dead_code)]
     fn the_handler_fits_a_worker(db: Database, storage: Storage) {
         let _ = WorkerBuilder::new("storage-purge")
-            .backend(tenantkit_jobs::storage::<PurgeTenantFiles>(&db))
+            .backend(tenantkit_jobs::consumer::<PurgeTenantFiles>(
+                &db,
+                &tenantkit_jobs::Wakeups::new(),
+                10,
+            ))
             .data(db.clone())
             .data(storage)
             .build(run_purge_files);

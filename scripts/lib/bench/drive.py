@@ -297,7 +297,8 @@ def pgbench(args):
     pct = lambda p: lat[min(len(lat) - 1, int(math.ceil(p / 100 * len(lat))) - 1)] / 1000 if lat else None
     result = {"name": args.name, "clients": args.clients, "tps": tps,
               "transactions": len(lat), "failed": int(failed.group(1)) if failed else 0,
-              "p50_ms": pct(50), "p99_ms": pct(99)}
+              "p50_ms": pct(50), "p99_ms": pct(99),
+              "defines": dict(d.split("=", 1) for d in args.define or [])}
     result.update(usage)
     if args.jobs_queue:
         q = args.jobs_queue.replace("'", "''")

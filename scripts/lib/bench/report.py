@@ -226,7 +226,7 @@ def main():
             f"(concurrency {w5p['clients'] if w5p else '?'}); then idle",
             f"{w5['per_sec']:,.0f} jobs/s ({w5['done']:,} in {w5['secs']:.1f} s{capped(w5)}); idle: "
             f"{idle_q} statements/s, {idle['commits_per_sec'] if idle else '?'} commits/s",
-            f"pgbench, apalis's claim (get_jobs, 10) + batch ack, {w5p['clients']} connections: "
+            f"pgbench, apalis's claim (get_jobs, {w5p.get('defines', {}).get('batch', '?')}) + batch ack, {w5p['clients']} connections: "
             f"{base:,.0f} jobs/s" if base else "—",
             r, "≥ 10,000 jobs/s; idle polling ≤ 2 queries/s", met,
             f"drain CPU {cpu_text(w5)}; statements meanwhile (pg_stat_statements): {stm}. Idle CPU "

@@ -1,0 +1,35 @@
+-- Applied after apalis's own migrations on every `migrate`, so it stays in force whatever an
+-- apalis release installs.
+--
+-- apalis.get_jobs claims a batch. apalis's version joins its UPDATE to a CTE limited by the
+-- `v_job_count` argument; a SQL function plans its body with the arguments as parameters, so
+-- the planner sees "LIMIT $3", assumes a tenth of the table and hash-joins the whole of
+-- apalis.jobs: 15-34 ms per claim at 100,000 queued jobs, growing with the queue. Selecting
+-- the ids into an array keeps both halves on their indexes whatever the estimate: 0.7 ms.
+-- Same rows, same locking (FOR UPDATE SKIP LOCKED), same order, same signature.
+CREATE OR REPLACE FUNCTION apalis.get_jobs(
+    worker_id TEXT,
+    v_job_type TEXT,
+    v_job_count INTEGER DEFAULT 5
+)
+RETURNS SETOF apalis.jobs
+LANGUAGE sql
+VOLATILE
+AS $$
+    WITH claimed AS (
+        UPDATE apalis.jobs
+        SET status = 'Queued', lock_by = worker_id, lock_at = now()
+        WHERE id = ANY(ARRAY(
+            SELECT id
+            FROM apalis.jobs
+            WHERE (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))
+              AND run_at < now()
+              AND job_type = v_job_type
+            ORDER BY priority DESC, run_at ASC
+            LIMIT v_job_count
+            FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING *
+    )
+    SELECT * FROM claimed ORDER BY priority DESC, run_at ASC;
+$$;
