@@ -5,7 +5,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tenantkit_db::{Database, TenantTx};
+use tenantkit_db::TenantTx;
 use tenantkit_kernel::{ApiKeyId, Role, TenantId};
 use uuid::Uuid;
 
@@ -98,23 +98,33 @@ pub async fn revoke(tx: &mut TenantTx, actor: Actor, id: ApiKeyId) -> Result<(),
     Ok(())
 }
 
-/// The principal of a presented key, or `None` for anything not a live key.
+/// The tenant a presented key names, or `None` for anything not shaped like a key. Which
+/// tenant's transaction [`authenticate`] must run in.
+pub fn presented_tenant(presented: &str) -> Option<TenantId> {
+    parse(presented).map(|(tenant, _, _)| tenant)
+}
+
+/// The principal of a presented key, or `None` for anything not a live key of `tx`'s tenant.
+/// Runs in the caller's transaction, which the request then goes on using: one transaction
+/// per API call, not one for the key and one for the work. The key's use is recorded in that
+/// transaction too, so a request that fails and rolls back leaves `last_used_at` as it was.
 pub async fn authenticate(
-    db: &Database,
+    tx: &mut TenantTx,
     presented: &str,
 ) -> Result<Option<ApiKeyPrincipal>, TenancyError> {
     let Some((tenant, id, secret)) = parse(presented) else {
         return Ok(None);
     };
-    let mut tx = db.tenant(tenant).await?;
-    let Some((role, stored)) = repo::api_keys::live_secret(&mut tx, id).await? else {
+    if tenant != tx.tenant_id() {
+        return Ok(None);
+    }
+    let Some((role, stored)) = repo::api_keys::live_secret(tx, id).await? else {
         return Ok(None);
     };
     if !constant_time_eq(&stored, &digest(secret)) {
         return Ok(None);
     }
-    repo::api_keys::touch(&mut tx, id).await?;
-    tx.commit().await?;
+    repo::api_keys::touch(tx, id).await?;
     Ok(Some(ApiKeyPrincipal {
         tenant_id: tenant,
         key_id: id,

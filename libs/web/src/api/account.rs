@@ -109,7 +109,7 @@ impl AccountApi {
                 })
                 .collect(),
             Caller::Key(key) => {
-                let mut tx = state.db.tenant(key.tenant_id).await?;
+                let mut tx = key.tenant_tx(&state).await?;
                 let tenant = repo::current_tenant(&mut tx).await?;
                 tx.commit().await?;
                 tenant
@@ -118,7 +118,7 @@ impl AccountApi {
                         slug: t.slug,
                         name: t.name,
                         status: status_name(t.status),
-                        role: key.role.into(),
+                        role: key.principal.role.into(),
                     })
                     .into_iter()
                     .collect()

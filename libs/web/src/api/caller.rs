@@ -4,6 +4,8 @@
 //! caused it, so cookie-authenticated unsafe requests must also carry the session's CSRF token
 //! in `X-CSRF-Token` (from `GET /me`), which only code on this site can read.
 
+use std::sync::{Mutex, PoisonError};
+
 use poem::{FromRequest, Request, RequestBody, http::header};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
@@ -30,12 +32,35 @@ const BEARER_SCHEME: &str = "ApiKey";
 const COOKIE_SCHEME: &str = "SessionCookie";
 
 pub(crate) enum Caller {
-    Key(ApiKeyPrincipal),
+    Key(KeyCaller),
     /// A signed-in browser; `csrf_token` is what its unsafe requests must carry.
     Session {
         me: Box<SignedIn>,
         csrf_token: String,
     },
+}
+
+/// A checked API key, with the transaction of its tenant it was checked in: the request's work
+/// there goes on in it, so an API call is one transaction rather than one for the key and one
+/// for the work.
+pub(crate) struct KeyCaller {
+    pub(crate) principal: ApiKeyPrincipal,
+    checked_in: Mutex<Option<TenantTx>>,
+}
+
+impl KeyCaller {
+    /// The key's tenant's transaction: the one it was checked in, or a new one after that.
+    pub(crate) async fn tenant_tx(&self, state: &AppState) -> Result<TenantTx, ApiError> {
+        let checked_in = self
+            .checked_in
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match checked_in {
+            Some(tx) => Ok(tx),
+            None => Ok(state.db.tenant(self.principal.tenant_id).await?),
+        }
+    }
 }
 
 impl Caller {
@@ -47,9 +72,9 @@ impl Caller {
         tenant: TenantId,
     ) -> Result<(TenantTx, Actor), ApiError> {
         let (mut tx, actor) = match self {
-            Self::Key(key) if key.tenant_id == tenant => (
-                state.db.tenant(tenant).await?,
-                Actor::api_key(key.key_id, key.role),
+            Self::Key(key) if key.principal.tenant_id == tenant => (
+                key.tenant_tx(state).await?,
+                Actor::api_key(key.principal.key_id, key.principal.role),
             ),
             Self::Key(_) => return Err(ApiError::not_found()),
             Self::Session { me, .. } => {
@@ -94,13 +119,18 @@ impl Caller {
         let token = authorization
             .strip_prefix("Bearer ")
             .or_else(|| authorization.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::unauthorized("Use `Authorization: Bearer <API key>`."))?;
-        match api_keys::authenticate(&state.db, token.trim()).await? {
-            Some(key) => Ok(Self::Key(key)),
-            None => Err(ApiError::unauthorized(
-                "The API key is not valid or has been revoked.",
-            )),
-        }
+            .ok_or_else(|| ApiError::unauthorized("Use `Authorization: Bearer <API key>`."))?
+            .trim();
+        let invalid = || ApiError::unauthorized("The API key is not valid or has been revoked.");
+        let tenant = api_keys::presented_tenant(token).ok_or_else(invalid)?;
+        let mut tx = state.db.tenant(tenant).await?;
+        let principal = api_keys::authenticate(&mut tx, token)
+            .await?
+            .ok_or_else(invalid)?;
+        Ok(Self::Key(KeyCaller {
+            principal,
+            checked_in: Mutex::new(Some(tx)),
+        }))
     }
 
     async fn from_session(req: &Request, body: &mut RequestBody) -> Result<Self, ApiError> {
