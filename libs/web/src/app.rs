@@ -1,36 +1,64 @@
 //! Building and running the server. `Application::build` is shared by `main` and the tests,
 //! so tests exercise exactly what production runs.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    convert::Infallible, future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration,
+};
 
-use poem::{EndpointExt, Server, get, listener::TcpAcceptor, middleware::AddData};
+use poem::{
+    Addr, Endpoint, EndpointExt,
+    endpoint::BoxEndpoint,
+    get,
+    http::uri::Scheme,
+    middleware::AddData,
+    web::{LocalAddr, RemoteAddr},
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{
     AppState,
     allow::{AllowedMethods, AnnounceAllowedMethods},
     api, health,
-    middleware::{BodyLimit, Observe, SecurityHeaders},
+    middleware::{BodyLimit, Observe, RefuseUndecodable, SecurityHeaders},
     pages,
 };
 
 /// JSON bodies larger than this are refused with 413 before they are read.
 const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 
+/// Form bodies (`application/x-www-form-urlencoded`) larger than this are refused with 413.
+/// The largest form, the platform admin's entitlement overrides, is a few hundred bytes;
+/// poem's `Form` would otherwise read any length into memory.
+const MAX_FORM_BODY_BYTES: usize = 64 * 1024;
+
+/// A client has this long to send a request's head (request line and headers), counted from
+/// when the server starts waiting for it (a new connection, or the end of the previous
+/// response); then the connection is closed. Without it a client trickling a header byte a
+/// second holds a connection and its task for ever, and a few hundred such clients
+/// (slowloris) use up the server's file descriptors. poem's `Server` gives hyper no timer, so
+/// hyper's own 30 s default never applies. Real clients send a head in one or two packets;
+/// ten seconds leaves room for a bad mobile link, and also ends idle keep-alive connections.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most a request's head (request line and every header) may take: beyond it the answer
+/// is 431 and the connection closes. It is what each connection may buffer before a request
+/// starts; hyper's default is 400 KiB. Browsers' heads are 1–4 KiB with cookies.
+const MAX_REQUEST_HEAD_BYTES: usize = 32 * 1024;
+
 pub struct Application {
     state: AppState,
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     address: SocketAddr,
 }
 
 impl Application {
     /// Binds the listener now, so the port is known (and taken) before serving starts.
     pub async fn build(state: AppState) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(state.settings.server.bind).await?;
+        let listener = TcpListener::bind(state.settings.server.bind).await?;
         let address = listener.local_addr()?;
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
         Ok(Self {
             state,
-            acceptor,
+            listener,
             address,
         })
     }
@@ -46,19 +74,109 @@ impl Application {
     /// Serves until `shutdown` completes; then readiness fails at once, the listener closes
     /// (new connections are refused) and in-flight requests get `server.shutdown_timeout`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let timeout = state.settings.server.shutdown_timeout;
-        let signal = async move {
-            shutdown.await;
-            state.begin_shutdown();
-            tracing::info!("shutdown requested; draining in-flight requests");
-        };
-        let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes(&self.state), signal, Some(timeout))
-            .await;
-        self.state.db.close().await;
-        result
+        let Self {
+            state,
+            listener,
+            address,
+        } = self;
+        let endpoint: Arc<BoxEndpoint<'static>> =
+            Arc::new(routes(&state).map_to_response().boxed());
+        let (closing, closing_seen) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        let mut shutdown = pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, remote)) => {
+                        connections.spawn(serve_connection(
+                            socket,
+                            address,
+                            remote,
+                            Arc::clone(&endpoint),
+                            closing_seen.clone(),
+                        ));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors, most likely: retrying at once would spin.
+                        tracing::warn!(%error, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(finished) = connections.join_next(), if !connections.is_empty() => {
+                    log_panic(finished);
+                }
+            }
+        }
+        state.begin_shutdown();
+        tracing::info!("shutdown requested; draining in-flight requests");
+        drop(listener);
+        let _ = closing.send(true);
+        let drained = tokio::time::timeout(state.settings.server.shutdown_timeout, async {
+            while let Some(finished) = connections.join_next().await {
+                log_panic(finished);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                connections = connections.len(),
+                "shutdown timeout reached; closing the connections still open"
+            );
+            connections.shutdown().await;
+        }
+        state.db.close().await;
+        Ok(())
     }
+}
+
+fn log_panic(finished: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = finished
+        && error.is_panic()
+    {
+        tracing::error!(%error, "a connection's task panicked");
+    }
+}
+
+/// One connection, HTTP/1.1 with upgrades, until the client closes it, a deadline passes or
+/// the server shuts down (then the request in flight, if any, completes first). HTTP/2 ends
+/// at the proxy in front: cleartext HTTP/2 (which poem's server also accepted) has no
+/// deadline for its preface, and nothing here used it.
+async fn serve_connection(
+    socket: tokio::net::TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    endpoint: Arc<BoxEndpoint<'static>>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        let endpoint = Arc::clone(&endpoint);
+        async move {
+            let request = poem::Request::from((
+                request,
+                LocalAddr(Addr::SocketAddr(local)),
+                RemoteAddr(Addr::SocketAddr(remote)),
+                Scheme::HTTP,
+            ));
+            let response: hyper::Response<
+                http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>,
+            > = endpoint.get_response(request).await.into();
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+        .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+        .with_upgrades();
+    let mut connection = pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = closing.wait_for(|closing| *closing) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
@@ -79,6 +197,9 @@ pub(crate) fn routes(state: &AppState) -> impl poem::Endpoint + 'static {
         .nest("/api/docs", docs)
         .nest("/api/v1", api.with(BodyLimit(MAX_API_BODY_BYTES)))
         .with(AnnounceAllowedMethods(allowed))
+        .with(RefuseUndecodable {
+            max_form_bytes: MAX_FORM_BODY_BYTES,
+        })
         .with(AddData::new(state.clone()))
         .with(Observe)
         .with(SecurityHeaders {

@@ -1,5 +1,6 @@
 //! Middleware applied to every request, outermost first:
-//! request id → observation (span, one log line, metrics) → security headers → error rendering.
+//! request id → observation (span, one log line, metrics) → security headers → error rendering
+//! → text that is not UTF-8 refused; and the API's body limit.
 
 use std::time::Instant;
 
@@ -173,8 +174,8 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
     }
 }
 
-/// Refuses bodies over the limit: by `Content-Length` with 413 before reading, and caps
-/// chunked bodies while they stream (the truncated body then fails to parse: 400).
+/// Refuses bodies over the limit with 413: by `Content-Length` before reading, and chunked
+/// bodies (no length declared) as soon as they pass it while read.
 /// Unlike poem's `SizeLimit`, a request without a body (a GET) needs no `Content-Length`.
 pub(crate) struct BodyLimit(pub(crate) usize);
 
@@ -232,11 +233,178 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             }
             Some(_) => {}
             None => {
-                use tokio::io::AsyncReadExt;
-                let body = req.take_body().into_async_read().take(self.limit as u64);
-                req.set_body(poem::Body::from_async_read(body));
+                // No declared length (chunked): read here, up to the limit, so a longer body is
+                // a 413 like a declared one, never cut short into something that still parses.
+                // JSON bodies are read whole by the operations anyway.
+                let body =
+                    req.take_body().into_bytes_limit(self.limit).await.map_err(
+                        |error| match error {
+                            poem::error::ReadBodyError::PayloadTooLarge => {
+                                poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
+                            }
+                            other => poem::Error::from_string(
+                                other.to_string(),
+                                poem::http::StatusCode::BAD_REQUEST,
+                            ),
+                        },
+                    )?;
+                req.set_body(body);
             }
         }
         self.inner.call(req).await
+    }
+}
+
+/// Refuses with 400 a request whose text is not UTF-8 once percent-decoded: its path, its
+/// query string, a cookie or a form body. The extractors would replace the bad bytes with
+/// U+FFFD (a sign-in as "ad\u{FFFD}@…", a folder named after it) or fail deep in a handler;
+/// one refusal up front says plainly what is wrong. Form bodies are read here, at most
+/// `max_form_bytes` of them (413 beyond), and handed on as read.
+pub(crate) struct RefuseUndecodable {
+    pub(crate) max_form_bytes: usize,
+}
+
+impl<E: Endpoint> Middleware<E> for RefuseUndecodable {
+    type Output = RefuseUndecodableEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        RefuseUndecodableEndpoint {
+            inner: ep,
+            max_form_bytes: self.max_form_bytes,
+        }
+    }
+}
+
+pub(crate) struct RefuseUndecodableEndpoint<E> {
+    inner: E,
+    max_form_bytes: usize,
+}
+
+/// Whether `text`, percent-decoded (and `+` read as a space, as forms write it), is UTF-8.
+/// A `%` not followed by two hex digits stays as it is, as decoders do.
+fn decodes_to_utf8(text: &[u8]) -> bool {
+    let hex = |b: &u8| (*b as char).to_digit(16);
+    let mut decoded = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        let escaped = match tail {
+            [high, low, ..] => hex(high).zip(hex(low)),
+            _ => None,
+        };
+        match (byte, escaped) {
+            (b'%', Some((high, low))) => {
+                decoded.push((high * 16 + low) as u8);
+                rest = &tail[2..];
+            }
+            (b'+', _) => decoded.push(b' '),
+            (byte, _) => decoded.push(byte),
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
+fn is_form(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+fn refused(status: poem::http::StatusCode, message: &str) -> poem::Error {
+    poem::Error::from_string(message, status)
+}
+
+impl<E: Endpoint> Endpoint for RefuseUndecodableEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        use poem::http::StatusCode;
+        if !decodes_to_utf8(req.uri().path().as_bytes()) {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "The address is not valid UTF-8 once decoded.",
+            ));
+        }
+        if !decodes_to_utf8(req.uri().query().unwrap_or_default().as_bytes()) {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "The query string is not valid UTF-8 once decoded.",
+            ));
+        }
+        let cookies = req.headers().get_all(header::COOKIE);
+        if cookies
+            .iter()
+            .any(|v| std::str::from_utf8(v.as_bytes()).is_err())
+        {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "A cookie is not valid UTF-8.",
+            ));
+        }
+        // Forms are the pages' (the API takes JSON, and file bytes of any declared type).
+        if is_form(&req)
+            && *req.method() != poem::http::Method::GET
+            && !req.uri().path().starts_with("/api/")
+        {
+            let too_large = || {
+                refused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The form is larger than this site accepts.",
+                )
+            };
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|length| length > self.max_form_bytes as u64) {
+                return Err(too_large());
+            }
+            // A chunked body declares no length: it is cut off at the limit while read.
+            let body = req
+                .take_body()
+                .into_bytes_limit(self.max_form_bytes)
+                .await
+                .map_err(|error| match error {
+                    poem::error::ReadBodyError::PayloadTooLarge => too_large(),
+                    other => refused(StatusCode::BAD_REQUEST, &other.to_string()),
+                })?;
+            if !decodes_to_utf8(&body) {
+                return Err(refused(
+                    StatusCode::BAD_REQUEST,
+                    "The form is not valid UTF-8 once decoded.",
+                ));
+            }
+            req.set_body(body);
+        }
+        self.inner.call(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decodes_to_utf8;
+
+    #[test]
+    fn text_must_be_utf8_once_percent_decoded() {
+        for good in [
+            "",
+            "a=b&c=d",
+            "name=%C3%A9t%C3%A9",
+            "x=%",
+            "x=%zz",
+            "a+b",
+            "/files/é",
+        ] {
+            assert!(decodes_to_utf8(good.as_bytes()), "{good}");
+        }
+        for bad in ["x=%FF", "x=%C3", "%ED%A0%80", "/files/%80"] {
+            assert!(!decodes_to_utf8(bad.as_bytes()), "{bad}");
+        }
+        assert!(!decodes_to_utf8(b"x=\xff"));
     }
 }

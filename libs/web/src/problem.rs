@@ -188,6 +188,12 @@ impl ApiError {
         Self::Invalid(Json(problem))
     }
 
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::UnsupportedMediaType(Json(
+            Problem::new(415, "unsupported-media-type", "Unsupported media type").detail(detail),
+        ))
+    }
+
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::Conflict(Json(
             Problem::new(409, "conflict", "Conflict").detail(detail),
@@ -435,12 +441,22 @@ pub(crate) fn render_poem_error(request_path: &str, error: poem::Error) -> poem:
     }
 }
 
-/// A minimal error page with the site's stylesheet (no inline style: the CSP forbids it).
+/// A minimal error page with the site's stylesheet (no inline style: the CSP forbids it),
+/// saying in plain words what went wrong; nothing from the request is echoed.
 fn error_page(status: u16, title: &str) -> String {
+    let advice = match status {
+        400 => "This site could not read the request: part of it is malformed or not valid text.",
+        404 => "There is nothing here.",
+        405 => "This page does not take that kind of request.",
+        413 => "What was sent is larger than this site accepts.",
+        415 => "What was sent is not in a form this page takes.",
+        500.. => "Something went wrong on our side; it has been logged. Please try again.",
+        _ => "The request could not be completed.",
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title>\
          <link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
-         <body><main><h1>{status} {title}</h1><p><a href=\"/\">Back to the start page</a></p></main></body></html>"
+         <body><main><h1>{status} {title}</h1><p>{advice}</p><p><a href=\"/\">Back to the start page</a></p></main></body></html>"
     )
 }
 

@@ -157,7 +157,9 @@ fn require_billing_manager(actor: &Actor) -> Result<(), ApiError> {
 }
 
 /// A return address must be this site's own: Stripe would otherwise send a paying customer
-/// anywhere a caller named.
+/// anywhere a caller named. Beyond starting with the public URL it must parse to the same
+/// origin, and hold no whitespace, control character or backslash (which browsers read as a
+/// slash, and which only tricks need).
 #[allow(clippy::result_large_err)]
 fn own_url(
     state: &AppState,
@@ -165,11 +167,20 @@ fn own_url(
     url: Option<String>,
     default: &str,
 ) -> Result<String, ApiError> {
-    let base = state.settings.server.public_url.as_str();
-    match url {
-        None => Ok(format!("{base}{default}")),
-        Some(url) if url.starts_with(base) => Ok(url),
-        Some(_) => Err(ApiError::invalid(field, format!("Must start with {base}."))),
+    let public = &state.settings.server.public_url;
+    let base = public.as_str();
+    let Some(url) = url else {
+        return Ok(format!("{base}{default}"));
+    };
+    let plain = !url
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    let same_origin = url::Url::parse(&url)
+        .is_ok_and(|parsed| parsed.origin() == public.origin() && parsed.username().is_empty());
+    if plain && same_origin && url.starts_with(base) {
+        Ok(url)
+    } else {
+        Err(ApiError::invalid(field, format!("Must start with {base}.")))
     }
 }
 

@@ -245,6 +245,23 @@ pub(crate) async fn open_to_store(
     Ok((actor, quota))
 }
 
+/// File bytes come as the raw body. A multipart form sent instead (missing boundary, broken
+/// or not) would be stored with its envelope as the file's content: refused with 415.
+#[allow(clippy::result_large_err)] // the operations' own error type
+pub(crate) fn refuse_multipart(request: &poem::Request) -> Result<(), ApiError> {
+    let multipart = request
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .is_some_and(|v| v.len() >= 10 && v[..10].eq_ignore_ascii_case(b"multipart/"));
+    if multipart {
+        return Err(ApiError::unsupported_media_type(
+            "Send the file's bytes as the request body (any type but multipart), not a form.",
+        ));
+    }
+    Ok(())
+}
+
 #[allow(clippy::result_large_err)] // the operations' own error type
 pub(crate) fn folder(text: Option<&str>) -> Result<Option<Folder>, ApiError> {
     text.map(|t| Folder::parse(t).map_err(|e| ApiError::invalid("folder", e.message)))
@@ -257,6 +274,7 @@ impl FilesApi {
     /// streamed, never held whole). The name and folder are query parameters; the content
     /// type is sniffed from the bytes.
     #[oai(path = "/tenants/:tenant_id/files", method = "post")]
+    #[allow(clippy::too_many_arguments)] // each parameter is an argument
     async fn upload(
         &self,
         state: Data<&AppState>,
@@ -264,8 +282,10 @@ impl FilesApi {
         tenant_id: Path<Uuid>,
         #[oai(validator(max_length = 255))] name: Query<String>,
         #[oai(validator(max_length = 1024))] folder: Query<Option<String>>,
+        request: &poem::Request,
         body: Binary<Body>,
     ) -> Result<Created, ApiError> {
+        refuse_multipart(request)?;
         let tenant = TenantId::from_uuid(tenant_id.0);
         let (actor, quota) = open_to_store(&caller, &state, tenant).await?;
         let target = NewFile {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{
     ApiTags,
     caller::Caller,
-    files::{FileView, folder, open_to_store},
+    files::{FileView, folder, open_to_store, refuse_multipart},
     text::Text,
 };
 use crate::{ApiError, AppState};
@@ -140,6 +140,7 @@ impl UploadsApi {
     /// so far). A chunk that breaks off counts for nothing: resume from the same offset. An
     /// empty chunk at the end retries a completion that failed for a passing reason.
     #[oai(path = "/tenants/:tenant_id/uploads/:upload_id", method = "patch")]
+    #[allow(clippy::too_many_arguments)] // each parameter is an argument
     async fn append(
         &self,
         state: Data<&AppState>,
@@ -147,8 +148,10 @@ impl UploadsApi {
         tenant_id: Path<Uuid>,
         upload_id: Path<Uuid>,
         #[oai(name = "Upload-Offset")] offset: Header<u64>,
+        request: &poem::Request,
         body: Binary<Body>,
     ) -> Result<ChunkTaken, ApiError> {
+        refuse_multipart(request)?;
         let tenant = TenantId::from_uuid(tenant_id.0);
         let (_, quota) = open_to_store(&caller, &state, tenant).await?;
         let stream = Box::pin(body.0.into_bytes_stream());

@@ -4,11 +4,16 @@
 //! with it, `/static/files.js` sends them itself to show their progress. The file part is
 //! streamed to the store, never held whole.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
 use askama::Template;
 use bytes::Bytes;
 use futures::Stream;
 use poem::{
-    IntoResponse, Request, Response, handler,
+    Body, FromRequest, IntoResponse, Request, RequestBody, Response, handler,
     http::StatusCode,
     web::{Form, Multipart, Path, Query},
 };
@@ -20,7 +25,7 @@ use tenantkit_storage::{
 use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
-use super::{DoneQuery, Layout, PageError, page_with_status, redirect};
+use super::{DoneQuery, Layout, PageError, page_with_status, part_head_limit, redirect};
 use crate::browser::{Browser, SignedIn};
 
 /// The most files the page lists in a folder.
@@ -297,15 +302,38 @@ fn back_with_notice(folder: &Folder, key: &'static str) -> Response {
 
 /// `POST /files/upload`, `multipart/form-data` with `csrf_token` and `folder` before `file`.
 /// The token is checked before the file part is read; the file part is streamed to the store.
-/// Anything but a multipart form is refused like a form without its token.
+/// Anything but a multipart form is refused like a form without its token; a part head longer
+/// than [`part_head_limit::MAX_PART_HEAD_BYTES`] with 413.
 #[handler]
 pub(crate) async fn upload(
     browser: Browser,
-    multipart: Result<Multipart, poem::Error>,
+    request: &Request,
+    body: Body,
 ) -> Result<Response, PageError> {
+    let boundary = request
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok());
     // Not a form this page sent: there is no token to find.
+    let Some(boundary) = boundary else {
+        return Err(PageError::Csrf);
+    };
+    let tripped = Arc::new(AtomicBool::new(false));
+    let body = Body::from_bytes_stream(part_head_limit::bounded(
+        body.into_bytes_stream(),
+        &boundary,
+        Arc::clone(&tripped),
+    ));
+    let multipart = Multipart::from_request(request, &mut RequestBody::new(body)).await;
     let Ok(mut multipart) = multipart else {
         return Err(PageError::Csrf);
+    };
+    let head_too_long = || {
+        crate::problem::render_poem_error(
+            request.uri().path(),
+            poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE),
+        )
     };
     let mut checked = false;
     let mut folder_text = None;
@@ -313,6 +341,7 @@ pub(crate) async fn upload(
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
+            Err(_) if tripped.load(Ordering::Relaxed) => return Ok(head_too_long()),
             Err(_) if !checked => return Err(PageError::Csrf),
             Err(_) => {
                 return upload_failed(&browser, None, "The upload was interrupted.".into()).await;
@@ -321,6 +350,10 @@ pub(crate) async fn upload(
         match field.name() {
             Some("csrf_token") => {
                 let token = read_text(field.into_async_read()).await;
+                // multer reads ahead: a later part's head may have failed this field's read.
+                if tripped.load(Ordering::Relaxed) {
+                    return Ok(head_too_long());
+                }
                 browser.check_csrf(&token)?;
                 checked = true;
             }
@@ -345,7 +378,11 @@ pub(crate) async fn upload(
                     .await;
                 }
                 let stream = Box::pin(chunks(field.into_async_read()));
-                return store(&browser, folder, &name, stream).await;
+                let stored = store(&browser, folder, &name, stream).await;
+                if tripped.load(Ordering::Relaxed) {
+                    return Ok(head_too_long());
+                }
+                return stored;
             }
             _ => {
                 // Unknown fields are skipped (read and dropped, a bounded amount).

@@ -5,6 +5,7 @@ mod account;
 pub(crate) mod auth;
 mod billing;
 pub(crate) mod files;
+mod part_head_limit;
 mod team;
 
 use askama::Template;
@@ -398,13 +399,15 @@ impl DoneQuery {
 }
 
 /// A local path to go back to after signing in; anything else (another host, `//evil`,
-/// `/\evil`, a scheme) is refused: no open redirects.
+/// `/\evil`, a scheme, whitespace that a browser might drop) is refused: no open redirects.
 pub(crate) fn safe_next(next: Option<&str>) -> Option<String> {
     let next = next?;
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
-        && !next.chars().any(|c| c.is_control() || c == '\\')
+        && !next
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
         && next.len() <= 500;
     local.then(|| next.to_owned())
 }
@@ -572,6 +575,8 @@ mod tests {
             "/\\evil.test",
             "evil",
             "/a\nb",
+            "/\u{3000}/evil.test",
+            "/ /evil.test",
             "javascript:alert(1)",
         ] {
             assert_eq!(safe_next(Some(bad)), None, "{bad}");
