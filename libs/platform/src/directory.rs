@@ -72,21 +72,32 @@ pub struct TenantPage {
 }
 
 /// Where a page starts: the sort key of the last row shown and its id (ties broken by id).
-enum Cursor {
+/// Public for the fuzz targets (tests/fuzz), which check that it round-trips.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cursor {
     Time(DateTime<Utc>, Uuid),
     Name(String, Uuid),
 }
 
 impl Cursor {
     fn of(sort: TenantSort, row: &TenantRow) -> String {
-        let text = match sort {
-            TenantSort::Name => format!("n|{}|{}", row.id, row.name_key),
-            _ => format!("t|{}|{}", row.id, row.created_at.timestamp_micros()),
+        match sort {
+            TenantSort::Name => Self::Name(row.name_key.clone(), row.id.as_uuid()),
+            _ => Self::Time(row.created_at, row.id.as_uuid()),
+        }
+        .encode()
+    }
+
+    /// The page link's opaque text (the `next` of a [`TenantPage`]).
+    pub fn encode(&self) -> String {
+        let text = match self {
+            Self::Name(name, id) => format!("n|{id}|{name}"),
+            Self::Time(at, id) => format!("t|{id}|{}", at.timestamp_micros()),
         };
         URL_SAFE_NO_PAD.encode(text)
     }
 
-    fn parse(sort: TenantSort, text: &str) -> Option<Self> {
+    pub fn parse(sort: TenantSort, text: &str) -> Option<Self> {
         let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
         let mut parts = decoded.splitn(3, '|');
         let (kind, id, key) = (parts.next()?, parts.next()?, parts.next()?);

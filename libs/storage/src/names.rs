@@ -98,6 +98,10 @@ impl Folder {
         if normalised.is_empty() {
             normalised.push('/');
         }
+        // Measured again with the `/` a relative path gains: what is stored must parse again.
+        if normalised.len() > MAX_FOLDER_BYTES {
+            return Err(invalid("must be at most 1024 bytes"));
+        }
         Ok(Self(normalised))
     }
 
@@ -256,6 +260,18 @@ mod tests {
             let error = Folder::parse(folder).expect_err(folder);
             assert_eq!(error.field, "folder");
         }
+    }
+
+    #[test]
+    fn a_relative_folder_is_measured_with_its_leading_slash() {
+        // Found by the fuzzer (tests/fuzz, target `folder`): 1024 bytes without the leading `/`
+        // were accepted as 1025 with it, a folder that did not parse again.
+        let longest = format!("{}b", "a/".repeat(511));
+        let folder = Folder::parse(&longest).unwrap();
+        assert_eq!(folder.as_str().len(), MAX_FOLDER_BYTES);
+        assert_eq!(Folder::parse(folder.as_str()).unwrap(), folder);
+        let error = Folder::parse(&format!("{longest}c")).unwrap_err();
+        assert_eq!(error.field, "folder");
     }
 
     #[test]
