@@ -117,13 +117,14 @@ async fn timed_refusal(browser: &BrowserClient, csrf: &str, email: &str) -> Dura
     elapsed
 }
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
+/// The fastest of several attempts: a busy machine only ever adds time, so the minimum is the
+/// work the request itself does (a median still swung to 0.4 when the CPU was saturated).
+fn fastest(times: Vec<Duration>) -> Duration {
+    times.into_iter().min().expect("at least one attempt")
 }
 
 /// An unknown email is checked against a decoy hash, so it takes as long as a wrong password.
-/// Medians of interleaved attempts and a wide band (0.5–2×) keep this steady on a busy machine;
+/// The fastest of interleaved attempts and a wide band (0.5–2×) keep this steady on a busy machine;
 /// skipping the hash would make the unknown email several times faster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_email_takes_as_long_to_refuse_as_a_wrong_password() {
@@ -136,11 +137,11 @@ async fn an_unknown_email_takes_as_long_to_refuse_as_a_wrong_password() {
     timed_refusal(&browser, &csrf, unknown).await;
     timed_refusal(&browser, &csrf, &ada.email).await;
     let (mut known, mut unknowns) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    for _ in 0..9 {
         known.push(timed_refusal(&browser, &csrf, &ada.email).await);
         unknowns.push(timed_refusal(&browser, &csrf, unknown).await);
     }
-    let (known, unknown) = (median(known), median(unknowns));
+    let (known, unknown) = (fastest(known), fastest(unknowns));
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
     assert!(
         (0.5..=2.0).contains(&ratio),
