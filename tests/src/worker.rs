@@ -38,3 +38,40 @@ impl RunningWorker {
             .expect("the worker ended with an error");
     }
 }
+
+/// The worker binary as operators run it: configured through the environment only, against
+/// `database_url` and the SMTP server at `smtp_url`, its logs discarded (see
+/// [`crate::process::show_logs`]). `extra` adds or overrides variables (`TENANTKIT_WORKER__...`).
+pub fn binary_command(
+    database_url: &str,
+    smtp_url: &str,
+    extra: &[(&str, &str)],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(crate::process::binary("tenantkit-worker"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", crate::env("TENANTKIT_TEST_REDIS"))
+        .env("SMTP_URL", smtp_url)
+        .env(
+            "TENANTKIT_SMTP__FROM",
+            "Tenantkit <no-reply@tenantkit.test>",
+        )
+        .env("TENANTKIT_LOG__FILTER", "warn")
+        .env(
+            "TENANTKIT_STORAGE__LOCAL__ROOT",
+            std::env::temp_dir().join(format!(
+                "tenantkit-test-files-{}",
+                uuid::Uuid::now_v7().simple()
+            )),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    crate::process::show_logs(&mut command);
+    command
+}

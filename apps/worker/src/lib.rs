@@ -17,7 +17,7 @@ use tenantkit_billing::{
 };
 use tenantkit_config::Settings;
 use tenantkit_db::Database;
-use tenantkit_jobs::{Job, Wakeups};
+use tenantkit_jobs::{Job, Liveness, Wakeups};
 use tenantkit_notifications::Mailer;
 use tenantkit_platform::purge::{PurgeTenant, run_purge};
 use tenantkit_storage::{
@@ -36,7 +36,8 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 /// Runs until `shutdown` completes, then stops fetching and waits for running jobs.
 ///
 /// apalis ends a worker when its backend fails (PostgreSQL restarting, say); this loop starts
-/// it again with a growing pause, so an outage delays jobs but never stops the process.
+/// it again (a second later while PostgreSQL is unreachable, after a growing pause otherwise),
+/// so an outage delays jobs but never stops the process.
 pub async fn run(
     settings: &Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -63,11 +64,17 @@ pub async fn run(
         .map_err(|e| format!("storage: {e}"))?;
     // One listener, due check and heartbeat for all the queues below, however often they
     // restart.
-    let wakeups = Wakeups::new();
+    let wakeups = Wakeups::with_liveness(Liveness {
+        heartbeat: settings.worker.heartbeat,
+        orphan_after: settings.worker.orphan_after,
+    });
     let batch = settings.worker.fetch_batch;
     let _drive_wakeups = AbortOnDrop(tokio::spawn(wakeups.clone().drive(db.clone())));
     let mut delay = Duration::from_secs(1);
+    // Consumers of a failed round, with jobs they may still hold.
+    let mut abandoned: Vec<(&'static str, String)> = Vec::new();
     loop {
+        abandoned = release_abandoned(&db, abandoned).await;
         let name = format!("tenantkit-worker-{}", uuid::Uuid::now_v7());
         tracing::info!(worker = %name, "worker starting");
         // One consumer per queue, each named after the worker and its queue (so what it holds
@@ -167,20 +174,66 @@ pub async fn run(
         if started.elapsed() > MAX_RESTART_DELAY {
             delay = Duration::from_secs(1); // it ran well for a while: this is a new outage
         }
+        // While PostgreSQL is unreachable each round fails by itself after the acquire
+        // timeout: it is tried again a second later, so the queues start within seconds of its
+        // return. A failure with the database answering backs off, doubling.
+        let database_down = !matches!(
+            tokio::time::timeout(Duration::from_secs(1), db.ping()).await,
+            Ok(Ok(()))
+        );
+        let pause = if database_down {
+            Duration::from_secs(1)
+        } else {
+            delay
+        };
         match result {
             Ok(()) => tracing::warn!("worker ended without a shutdown request; restarting"),
-            Err(error) => tracing::warn!(%error, ?delay, "worker failed; restarting"),
+            Err(error) => {
+                tracing::warn!(%error, ?pause, database_down, "worker failed; restarting")
+            }
+        }
+        // The new round's consumers have new names. The old ones are no longer kept alive, and
+        // what they held is released when the database answers again (or, failing that,
+        // returned by the orphan sweep), instead of staying claimed while this process lives.
+        for (queue, consumer) in consumers {
+            wakeups.consumer_ended(&consumer);
+            abandoned.push((queue, consumer));
         }
         let mut stop = stop_rx.clone();
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep(pause) => {}
             _ = stop.wait_for(|stopping| *stopping) => break,
         }
-        delay = (delay * 2).min(MAX_RESTART_DELAY);
+        if !database_down {
+            delay = (delay * 2).min(MAX_RESTART_DELAY);
+        }
     }
     db.close().await;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Puts the jobs still held by the consumers of a failed round back to pending; returns the
+/// consumers it could not reach the database for, to try again at the next round.
+async fn release_abandoned(
+    db: &Database,
+    abandoned: Vec<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    let mut pending = abandoned.into_iter();
+    while let Some((queue, consumer)) = pending.next() {
+        match tenantkit_jobs::release_held(db, queue, &consumer).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(released, queue, "jobs of a failed consumer released");
+            }
+            Err(error) => {
+                // The database is still away: one wait for it per round is enough.
+                tracing::debug!(%error, queue, "cannot release a failed consumer's jobs yet");
+                return std::iter::once((queue, consumer)).chain(pending).collect();
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// Ends a background task when its owner ends.

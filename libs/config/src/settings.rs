@@ -132,6 +132,12 @@ pub struct WorkerSettings {
     /// trips); fewer spreads a backlog over more workers and leaves fewer jobs waiting out the
     /// orphan timeout when a worker dies.
     pub fetch_batch: usize,
+    /// How often a worker reports its consumers alive.
+    pub heartbeat: Duration,
+    /// Silence after which a worker is taken for dead and the jobs it held go back to the
+    /// queue: how long a crashed worker's jobs wait. At least twice `heartbeat`, so one late
+    /// heartbeat never hands a live worker's jobs to another.
+    pub orphan_after: Duration,
 }
 
 /// What platform admins may do to tenants and users.
@@ -213,6 +219,8 @@ impl Settings {
         let worker_shutdown = r.or("worker.shutdown_timeout_secs", 30u64);
         let retry_base = r.or("worker.retry_base_delay_secs", 5u64);
         let fetch_batch = r.or("worker.fetch_batch", 50usize);
+        let heartbeat = r.or("worker.heartbeat_secs", 10u64);
+        let orphan_after = r.or("worker.orphan_after_secs", 30u64);
         let logins_per_account = r.or("rate_limit.logins_per_account", 10u32);
         let logins_per_address = r.or("rate_limit.logins_per_address", 100u32);
         let retention_days = r.or("admin.deleted_tenant_retention_days", 30u64);
@@ -282,6 +290,15 @@ impl Settings {
             r.problems
                 .push("worker.concurrency must be at least 1".to_owned());
         }
+        if heartbeat == 0 {
+            r.problems
+                .push("worker.heartbeat_secs must be at least 1".to_owned());
+        } else if orphan_after < heartbeat.saturating_mul(2) {
+            r.problems.push(format!(
+                "worker.orphan_after_secs must be at least twice worker.heartbeat_secs ({})",
+                heartbeat.saturating_mul(2)
+            ));
+        }
         if production
             && let Some(key) = &secret_key
             && let Some(problem) = crate::deploy_check::weak_secret_key(key)
@@ -337,6 +354,8 @@ impl Settings {
                         shutdown_timeout: Duration::from_secs(worker_shutdown),
                         retry_base_delay: Duration::from_secs(retry_base),
                         fetch_batch,
+                        heartbeat: Duration::from_secs(heartbeat),
+                        orphan_after: Duration::from_secs(orphan_after),
                     },
                     log: LogSettings {
                         format: log_format,

@@ -206,6 +206,37 @@ fn the_smtp_pool_size_defaults_to_16_and_is_at_least_one() {
     assert!(negative[0].starts_with("smtp.pool_size"), "{negative:?}");
 }
 
+#[test]
+fn worker_liveness_defaults_to_10_and_30_seconds_and_orphans_after_two_heartbeats_at_least() {
+    let defaults = Settings::load_from(base()).unwrap().worker;
+    assert_eq!(
+        (
+            defaults.heartbeat.as_secs(),
+            defaults.orphan_after.as_secs()
+        ),
+        (10, 30)
+    );
+    let quick = Settings::load_from(
+        base()
+            .merge(Serialized::default("worker.heartbeat_secs", 1usize))
+            .merge(Serialized::default("worker.orphan_after_secs", 3usize)),
+    )
+    .unwrap()
+    .worker;
+    assert_eq!(
+        (quick.heartbeat.as_secs(), quick.orphan_after.as_secs()),
+        (1, 3)
+    );
+    let zero = problems(base().merge(Serialized::default("worker.heartbeat_secs", 0usize)));
+    assert_eq!(zero, ["worker.heartbeat_secs must be at least 1"]);
+    // A live worker whose heartbeat is a little late must not lose its jobs.
+    let too_soon = problems(base().merge(Serialized::default("worker.orphan_after_secs", 15usize)));
+    assert_eq!(
+        too_soon,
+        ["worker.orphan_after_secs must be at least twice worker.heartbeat_secs (20)"]
+    );
+}
+
 /// Billing settings: plans, Stripe credentials, and what `admin.plans` became.
 mod billing;
 

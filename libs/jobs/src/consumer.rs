@@ -6,6 +6,10 @@
 //! apalis-core over the same queries; only the fetch differs: after a fetch that did not fill
 //! a batch the queue is taken as drained, and the next fetch waits for the queue's wake-up
 //! ([`Wakeups`]) instead of asking the database.
+//!
+//! A claimed job whose payload cannot be decoded is killed here (a dead letter with the reason)
+//! and never handed to apalis: apalis takes a decoding failure for a failure of the backend and
+//! ends the consumer, so one such job would stop the queue at every fetch.
 
 use std::{
     marker::PhantomData,
@@ -20,13 +24,15 @@ use std::{
 use apalis_codec::json::JsonCodec;
 use apalis_core::{
     backend::{
-        Backend, BackendConfig, WireFormatBackend,
+        Backend, BackendConfig, TaskResult, WireFormatBackend,
         finalize::Durable,
         persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer},
     },
+    task::status::Status,
     worker::context::WorkerContext,
 };
 use apalis_postgres::{Config, Error, PgTask, queries};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -46,7 +52,7 @@ pub struct QueueBackend<Args> {
     _job: PhantomData<Args>,
 }
 
-impl<Args> QueueBackend<Args> {
+impl<Args: DeserializeOwned> QueueBackend<Args> {
     /// A consumer of `queue` claiming up to `batch` jobs per fetch.
     pub fn new(pool: PgPool, wakeups: &Wakeups, queue: &str, batch: usize) -> Self {
         let config = Config::default()
@@ -54,7 +60,7 @@ impl<Args> QueueBackend<Args> {
             .batch_size(batch.max(1))
             // The heartbeat is the process's ([`Wakeups::drive`]); apalis's loop only needs a
             // tick to do its own bookkeeping.
-            .heartbeat_interval(crate::wakeups::HEARTBEAT);
+            .heartbeat_interval(wakeups.liveness().heartbeat);
         Self {
             persisted: Persisted::new(QueuePersistence {
                 pool,
@@ -62,6 +68,7 @@ impl<Args> QueueBackend<Args> {
                 wakeups: wakeups.clone(),
                 signal: wakeups.signal(queue),
                 drained: Arc::new(AtomicBool::new(false)),
+                undecodable: undecodable::<Args>,
             }),
             codec: JsonCodec::default(),
             _job: PhantomData,
@@ -147,6 +154,26 @@ struct QueuePersistence {
     /// The last fetch did not fill a batch: wait for a wake-up before the next. Shared,
     /// because apalis's loop runs each operation on a clone.
     drained: Arc<AtomicBool>,
+    /// Why a payload cannot be decoded as the queue's job, or `None` when it can.
+    undecodable: fn(&[u8]) -> Option<String>,
+}
+
+/// A finished job's result as it must be stored. apalis's panic guard (`catch_panic`) sits
+/// outside the layer that records a job's outcome, so a job whose handler panicked comes back
+/// still "Running": stored so, it would never run again nor count as dead. It failed.
+fn settled(result: &TaskResult<Value>) -> TaskResult<Value> {
+    let mut result = result.clone();
+    if result.result.is_err() && matches!(result.status, Status::Running | Status::Queued) {
+        result.status = Status::Failed;
+    }
+    result
+}
+
+/// Decodes as apalis's codec will ([`JsonCodec`]: `serde_json::from_slice`).
+fn undecodable<Args: DeserializeOwned>(payload: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Args>(payload)
+        .err()
+        .map(|error| error.to_string())
 }
 
 impl Persistence for QueuePersistence {
@@ -187,10 +214,33 @@ impl Persistence for QueuePersistence {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
-        let tasks = queries::fetch_next(&mut *tx, &self.config, worker).await?;
+        let mut tasks = queries::fetch_next(&mut *tx, &self.config, worker).await?;
+        let claimed = tasks.len();
+        let (mut ids, mut reasons) = (Vec::new(), Vec::new());
+        tasks.retain(|task| match (self.undecodable)(&task.args) {
+            None => true,
+            Some(reason) => {
+                ids.push(task.task_id().map(ToString::to_string).unwrap_or_default());
+                reasons.push(reason);
+                false
+            }
+        });
+        if !ids.is_empty() {
+            sqlx::query(queue_sql::KILL_UNDECODABLE)
+                .bind(&ids)
+                .bind(&reasons)
+                .execute(&mut *tx)
+                .await?;
+            tracing::error!(
+                queue = self.config.queue.as_ref(),
+                jobs = ?ids,
+                reasons = ?reasons,
+                "jobs whose payload cannot be decoded were killed (dead letters)"
+            );
+        }
         tx.commit().await?;
         self.drained
-            .store(tasks.len() < self.config.batch_size, Ordering::Release);
+            .store(claimed < self.config.batch_size, Ordering::Release);
         Ok(tasks)
     }
 
@@ -199,10 +249,10 @@ impl Persistence for QueuePersistence {
         events: Vec<TaskEvent<Value>>,
         worker: &WorkerContext,
     ) -> Result<(), Error> {
-        let completed: Vec<_> = events
+        let completed: Vec<TaskResult<Value>> = events
             .iter()
             .filter_map(|event| match event {
-                TaskEvent::Complete(result) => Some(result),
+                TaskEvent::Complete(result) => Some(settled(result)),
                 _ => None,
             })
             .collect();
@@ -224,6 +274,7 @@ impl Persistence for QueuePersistence {
         }
         let mut tx = self.pool.begin().await?;
         if !completed.is_empty() {
+            let completed: Vec<&TaskResult<Value>> = completed.iter().collect();
             queries::handle_results(&mut *tx, &completed, worker.name()).await?;
         }
         if !started.is_empty() {

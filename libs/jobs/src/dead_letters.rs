@@ -56,12 +56,17 @@ pub async fn depth_by_queue(conn: &mut PgConnection) -> Result<Vec<QueueDepth>, 
     .map_err(queue_error)
 }
 
+/// The tenant is read from the payload as text, never parsed: a dead job may be dead because its
+/// payload is not JSON, or not even UTF-8 (`convert_from` would fail the whole listing). The
+/// `escape` encoding turns such bytes into `\nnn`; job payloads are flat JSON of ids.
 macro_rules! dead_job_columns {
     () => {
         "id, job_type as queue, attempts, max_attempts,
          coalesce(last_result ->> 'Err', last_result::text) as error,
-         (case when convert_from(job, 'UTF8') ~ '^\\s*\\{'
-               then (convert_from(job, 'UTF8')::jsonb ->> 'tenant_id') end)::uuid as tenant_id,
+         substring(encode(job, 'escape') from
+             '\"tenant_id\"\\s*:\\s*\"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-\
+              [0-9a-fA-F]{4}-[0-9a-fA-F]{12})\"'
+         )::uuid as tenant_id,
          done_at as failed_at"
     };
 }

@@ -10,7 +10,7 @@ use tenantkit_db::{Database, PgConnection, TenantTx};
 use tenantkit_kernel::TenantId;
 
 pub use consumer::QueueBackend;
-pub use wakeups::Wakeups;
+pub use wakeups::{Liveness, Wakeups};
 
 mod consumer;
 pub mod dead_letters;

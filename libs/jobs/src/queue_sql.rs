@@ -4,3 +4,4 @@ pub(crate) const QUEUES_WITH_DUE_JOBS: &str = include_str!("sql/queues_with_due_
 pub(crate) const KEEP_ALIVE: &str = include_str!("sql/keep_alive.sql");
 pub(crate) const REENQUEUE_ORPHANED: &str = include_str!("sql/reenqueue_orphaned.sql");
 pub(crate) const REGISTER_CONSUMER: &str = include_str!("sql/register_consumer.sql");
+pub(crate) const KILL_UNDECODABLE: &str = include_str!("sql/kill_undecodable.sql");

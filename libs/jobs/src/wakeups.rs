@@ -7,8 +7,9 @@
 //!   wakes the queue named in each;
 //! - once a second, one statement asks which queues have due jobs (a retry whose backoff
 //!   ended, a deferred or scheduled job, a job released by a stopping worker) and wakes those;
-//! - every [`HEARTBEAT`], one statement marks all the process's consumers alive and one hands
-//!   the jobs of consumers silent for [`ORPHAN_AFTER`] back to the queue.
+//! - every heartbeat ([`Liveness`], 10 s by default), one statement marks all the process's
+//!   consumers alive and one hands the jobs of consumers silent for its orphan timeout (30 s)
+//!   back to the queue.
 //!
 //! An idle worker therefore costs about 1.2 statements/s, whatever the number of queues.
 
@@ -26,12 +27,26 @@ use crate::queue_sql;
 
 /// How often the process looks for jobs that became due without a notification.
 pub const DUE_CHECK: Duration = Duration::from_secs(1);
-/// How often the process reports its consumers alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
-/// Silence after which a consumer is taken for dead and its jobs return to the queue.
-pub const ORPHAN_AFTER: Duration = Duration::from_secs(30);
 /// The channel apalis's insert trigger notifies on.
 const INSERT_CHANNEL: &str = "apalis::job::insert";
+
+/// When a worker counts as alive (`worker.heartbeat_secs`, `worker.orphan_after_secs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// How often the process reports its consumers alive.
+    pub heartbeat: Duration,
+    /// Silence after which a consumer is taken for dead and its jobs return to the queue.
+    pub orphan_after: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(10),
+            orphan_after: Duration::from_secs(30),
+        }
+    }
+}
 
 /// The wake-up signals of one worker process's queues. Cheap to clone.
 #[derive(Clone, Default)]
@@ -41,13 +56,28 @@ pub struct Wakeups {
 
 #[derive(Default)]
 struct Registry {
+    liveness: Liveness,
     queues: Mutex<HashMap<String, Arc<Notify>>>,
     consumers: Mutex<Vec<String>>,
 }
 
 impl Wakeups {
+    /// With the default [`Liveness`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_liveness(liveness: Liveness) -> Self {
+        Self {
+            inner: Arc::new(Registry {
+                liveness,
+                ..Registry::default()
+            }),
+        }
+    }
+
+    pub fn liveness(&self) -> Liveness {
+        self.inner.liveness
     }
 
     /// The signal that wakes `queue`'s consumer. `notify_one` keeps one wake-up for a
@@ -65,6 +95,12 @@ impl Wakeups {
         if !consumers.iter().any(|known| known == name) {
             consumers.push(name.to_owned());
         }
+    }
+
+    /// Stops keeping a consumer alive: one whose backend failed, replaced by a new one. The
+    /// jobs it still held then return to the queue after the orphan timeout (at the latest).
+    pub fn consumer_ended(&self, name: &str) {
+        lock(&self.inner.consumers).retain(|known| known != name);
     }
 
     fn queues(&self) -> Vec<String> {
@@ -88,7 +124,7 @@ impl Wakeups {
         let _abort_listener = AbortOnDrop(listener);
         let mut due = tokio::time::interval(DUE_CHECK);
         due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut heartbeat = tokio::time::interval(self.inner.liveness.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -129,7 +165,7 @@ impl Wakeups {
         }
         match sqlx::query(queue_sql::REENQUEUE_ORPHANED)
             .bind(&queues)
-            .bind(ORPHAN_AFTER.as_secs_f64())
+            .bind(self.inner.liveness.orphan_after.as_secs_f64())
             .execute(db.infrastructure_pool())
             .await
         {
