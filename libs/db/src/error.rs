@@ -9,6 +9,9 @@ pub enum DbError {
     /// Row level security refused a write (a row for another tenant).
     #[error("row level security refused the write")]
     TenantViolation,
+    /// Text PostgreSQL cannot store (a NUL character, 22021): the client's input, not a fault.
+    #[error("text PostgreSQL cannot store (a NUL character)")]
+    UnstorableText,
     /// The database cannot be reached or the pool is exhausted; worth a retry later.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -25,6 +28,9 @@ impl From<sqlx::Error> for DbError {
             // 42501 insufficient_privilege is what a failed `with check` policy raises.
             sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
                 DbError::TenantViolation
+            }
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                DbError::UnstorableText
             }
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 DbError::Unavailable(error)

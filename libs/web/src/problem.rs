@@ -284,6 +284,10 @@ impl From<DbError> for ApiError {
             }
             // A write refused by row level security means the client named another tenant's row.
             DbError::TenantViolation => Self::not_found(),
+            // Reached only by text no check refused earlier (a query filter, say).
+            DbError::UnstorableText => {
+                Self::invalid("request", "Text must not contain NUL (U+0000) characters.")
+            }
             other => Self::internal(&other),
         }
     }
