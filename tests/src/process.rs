@@ -109,6 +109,29 @@ impl PrivatePostgres {
         pg
     }
 
+    /// Migrates the cluster's `postgres` database and lets the application role log in with
+    /// `password`; the application's URL.
+    pub async fn migrated_app_url(&self, password: &str) -> String {
+        let status = Command::new(binary("tenantkit-admin"))
+            .args(["migrate", "--database-url", &self.url("postgres")])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "migrate failed");
+        let pool = sqlx::PgPool::connect(&self.url("postgres")).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "alter role tenantkit_app login password '{password}'"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        format!(
+            "postgres://tenantkit_app:{password}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }

@@ -13,26 +13,6 @@ use tenantkit_tests::{
     process::{PrivatePostgres, binary, free_port, sigterm, wait_for_port},
 };
 
-/// Migrates a private cluster and lets the application role log in.
-async fn prepare(pg: &PrivatePostgres) -> String {
-    let status = Command::new(binary("tenantkit-admin"))
-        .args(["migrate", "--database-url", &pg.url("postgres")])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "migrate failed");
-    let pool = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
-    sqlx::query("alter role tenantkit_app login password 'lifecycle-secret-pw'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    format!(
-        "postgres://tenantkit_app:lifecycle-secret-pw@127.0.0.1:{}/postgres",
-        pg.port
-    )
-}
-
 fn server(database_url: &str, port: u16, extra: &[(&str, &str)]) -> Command {
     let mut command = Command::new(binary("tenantkit-server"));
     command
@@ -54,7 +34,7 @@ fn server(database_url: &str, port: u16, extra: &[(&str, &str)]) -> Command {
 
 /// A server on its own PostgreSQL, its logs discarded.
 async fn start_quiet_server(pg: &PrivatePostgres) -> (std::process::Child, u16) {
-    let database_url = prepare(pg).await;
+    let database_url = pg.migrated_app_url("lifecycle-secret-pw").await;
     let port = free_port();
     let child = server(&database_url, port, &[])
         .stdout(Stdio::null())
@@ -186,7 +166,7 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_zero(
 #[tokio::test]
 async fn secrets_never_appear_in_logs() {
     let pg = PrivatePostgres::start();
-    let database_url = prepare(&pg).await;
+    let database_url = pg.migrated_app_url("lifecycle-secret-pw").await;
     let port = free_port();
     let secret_key = "s3cr3t-key-that-must-never-be-logged-0123456789";
     let mut child = server(

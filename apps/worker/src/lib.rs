@@ -69,7 +69,7 @@ pub async fn run(
         orphan_after: settings.worker.orphan_after,
     });
     let batch = settings.worker.fetch_batch;
-    let _drive_wakeups = AbortOnDrop(tokio::spawn(wakeups.clone().drive(db.clone())));
+    let _drive_wakeups = wakeups.spawn(db.clone());
     let mut delay = Duration::from_secs(1);
     // Consumers of a failed round, with jobs they may still hold.
     let mut abandoned: Vec<(&'static str, String)> = Vec::new();
@@ -234,13 +234,4 @@ async fn release_abandoned(
         }
     }
     Vec::new()
-}
-
-/// Ends a background task when its owner ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

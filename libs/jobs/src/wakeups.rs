@@ -117,6 +117,11 @@ impl Wakeups {
         }
     }
 
+    /// [`Self::drive`] in the background, for as long as the returned guard lives.
+    pub fn spawn(&self, db: Database) -> AbortOnDrop {
+        AbortOnDrop(tokio::spawn(self.clone().drive(db)))
+    }
+
     /// Runs until dropped: the listener, the due check, the heartbeat and the orphan sweep.
     /// Database errors are logged and retried on the next tick; they never end the loop.
     pub async fn drive(self, db: Database) {
@@ -217,7 +222,8 @@ struct Inserted {
     job_type: String,
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Ends a background task when its owner ends.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

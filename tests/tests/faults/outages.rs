@@ -9,8 +9,8 @@ use tenantkit_jobs::Job;
 use tenantkit_tests::{
     OWNER_PASSWORD, TestDb, env,
     process::{
-        PrivatePostgres, PrivateRedis, binary, free_port, server_command, sigterm,
-        slow_replies_relay, wait_for_port,
+        PrivatePostgres, PrivateRedis, free_port, server_command, sigterm, slow_replies_relay,
+        wait_for_port,
     },
     worker,
 };
@@ -31,31 +31,11 @@ fn outage() -> Duration {
     Duration::from_secs(if soak() { 30 } else { 10 })
 }
 
-/// Migrates a private cluster and lets the application role log in; the application's URL.
-async fn migrated(pg: &PrivatePostgres) -> String {
-    let status = std::process::Command::new(binary("tenantkit-admin"))
-        .args(["migrate", "--database-url", &pg.url("postgres")])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "migrate failed");
-    let pool = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
-    sqlx::query("alter role tenantkit_app login password 'faults-pw'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    format!(
-        "postgres://tenantkit_app:faults-pw@127.0.0.1:{}/postgres",
-        pg.port
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_under_load_answers_503_loses_no_commit_and_recovers_without_restarts() {
     let outage = outage();
     let pg = PrivatePostgres::start();
-    let app_url = migrated(&pg).await;
+    let app_url = pg.migrated_app_url("faults-pw").await;
     let owner = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
