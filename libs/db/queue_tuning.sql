@@ -33,3 +33,10 @@ AS $$
     )
     SELECT * FROM claimed ORDER BY priority DESC, run_at ASC;
 $$;
+
+-- apalis's first migration indexed apalis.jobs(id) as unique_job_id and apalis.jobs(lock_by) as
+-- LIdx; later ones added the same two as jobs_pkey and idx_apalis_jobs_lock_by without
+-- dropping the first pair. No apalis query names either index, and every claim and
+-- acknowledgement of a job (two non-HOT updates) maintained both copies: 6 indexes to 4.
+DROP INDEX IF EXISTS apalis.unique_job_id;
+DROP INDEX IF EXISTS apalis.lidx;

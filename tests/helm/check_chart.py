@@ -341,6 +341,15 @@ def command_render() -> int:
     # config.extraEnv reaches the pods.
     extra = chart.deep_merge(sets["minimal"], {"config": {"extraEnv": {"TENANTKIT_FEATURE__FLAG": "on"}}})
     f.check(config_env(chart.render(extra)).get("TENANTKIT_FEATURE__FLAG") == "on", "config.extraEnv is not rendered")
+    # The queue's tuning reaches the pods.
+    tuned = chart.deep_merge(sets["minimal"], {"config": {
+        "smtp": {"poolSize": 8},
+        "worker": {"fetchBatch": 20, "heartbeatSecs": 5, "orphanAfterSecs": 15},
+    }})
+    env = config_env(chart.render(tuned))
+    for name, value in [("SMTP__POOL_SIZE", "8"), ("WORKER__FETCH_BATCH", "20"),
+                        ("WORKER__HEARTBEAT_SECS", "5"), ("WORKER__ORPHAN_AFTER_SECS", "15")]:
+        f.check(env.get(f"TENANTKIT_{name}") == value, f"config: TENANTKIT_{name} is {env.get(f'TENANTKIT_{name}')!r}, not {value}")
     for item in f.items:
         print(f"FAIL {item}")
     print(
@@ -376,6 +385,9 @@ REJECTED = [
     ("autoscaling without CPU requests", {"web": {"autoscaling": {"enabled": True}, "resources": {"requests": None}}}, "requests"),
     ("a secret in extraEnv's place of a named setting", {"config": {"extraEnv": {"TENANTKIT_SERVER__BIND": "0.0.0.0:9000"}}}, "extraEnv"),
     ("extraEnv outside TENANTKIT_", {"config": {"extraEnv": {"AWS_SECRET_ACCESS_KEY": "x"}}}, "TENANTKIT_"),
+    ("an orphan timeout under twice the heartbeat", {"config": {"worker": {"heartbeatSecs": 20, "orphanAfterSecs": 30}}}, "orphanAfterSecs"),
+    ("a zero fetch batch", {"config": {"worker": {"fetchBatch": 0}}}, "/config/worker/fetchBatch"),
+    ("a zero SMTP pool", {"config": {"smtp": {"poolSize": 0}}}, "/config/smtp/poolSize"),
     ("minReplicas above maxReplicas", {"worker": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, "minReplicas"),
 ]
 

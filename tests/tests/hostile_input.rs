@@ -203,6 +203,21 @@ fn request(method: &str, target: &[u8], headers: &[u8], body: &[u8]) -> Vec<u8> 
     bytes
 }
 
+/// [`request`] with `body`, or, when `cut`, a request that declares 1,000 bytes more than
+/// `body` (sent with [`exchange`]'s half-close, it then stops sending).
+fn request_maybe_cut(method: &str, target: &[u8], headers: &str, body: &str, cut: bool) -> Vec<u8> {
+    if !cut {
+        return request(method, target, headers.as_bytes(), body.as_bytes());
+    }
+    let mut bytes = request(method, target, headers.as_bytes(), b"");
+    // Without the blank line that ends the head: the false length goes in its place.
+    bytes.truncate(bytes.len() - 2);
+    bytes.extend_from_slice(
+        format!("Content-Length: {}\r\n\r\n{body}", body.len() + 1000).as_bytes(),
+    );
+    bytes
+}
+
 /// [`request`], with `body` sent in 64 KiB chunks and no length declared.
 fn chunked_request(method: &str, target: &[u8], headers: &[u8], body: &[u8]) -> Vec<u8> {
     let mut head = headers.to_vec();
@@ -1068,23 +1083,7 @@ async fn malformed_multipart_uploads_are_refused_and_leave_nothing_behind() {
             ),
         ] {
             let headers = format!("{auth}Content-Type: {kind}\r\nUpload-Offset: 0\r\n");
-            let bytes = if *cut {
-                // Declares more than it sends, then stops sending.
-                let mut bytes = request(method, target.as_bytes(), headers.as_bytes(), b"");
-                let cut_at = bytes.len() - 2;
-                bytes.truncate(cut_at);
-                bytes.extend_from_slice(
-                    format!("Content-Length: {}\r\n\r\n{body}", body.len() + 1000).as_bytes(),
-                );
-                bytes
-            } else {
-                request(
-                    method,
-                    target.as_bytes(),
-                    headers.as_bytes(),
-                    body.as_bytes(),
-                )
-            };
+            let bytes = request_maybe_cut(method, target.as_bytes(), &headers, body, *cut);
             let answer = exchange(app.address, bytes, *cut).await;
             let case = format!("API {method}, {case}");
             let status = answer
@@ -1197,21 +1196,7 @@ async fn malformed_multipart_uploads_are_refused_and_leave_nothing_behind() {
     ];
     for (case, kind, body, cut, expected) in &form_bodies {
         let headers = format!("Cookie: {cookies}\r\nContent-Type: {kind}\r\n");
-        let bytes = if *cut {
-            let mut bytes = request("POST", b"/files/upload", headers.as_bytes(), b"");
-            bytes.truncate(bytes.len() - 2);
-            bytes.extend_from_slice(
-                format!("Content-Length: {}\r\n\r\n{body}", body.len() + 1000).as_bytes(),
-            );
-            bytes
-        } else {
-            request(
-                "POST",
-                b"/files/upload",
-                headers.as_bytes(),
-                body.as_bytes(),
-            )
-        };
+        let bytes = request_maybe_cut("POST", b"/files/upload", &headers, body, *cut);
         let answer = exchange(app.address, bytes, *cut).await;
         let case = format!("form, {case}");
         let status = answer

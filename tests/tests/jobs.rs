@@ -146,3 +146,87 @@ async fn the_worker_sends_the_verification_email_once_even_if_the_job_runs_twice
         .unwrap();
     assert_eq!(status, "Done");
 }
+
+/// Two runs of one email at once (an orphan's re-run beside the original, still going): the
+/// second waits for the first's ledger row. When the first commits, the second sends nothing;
+/// when the first fails and rolls back, the second sends the email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_of_one_email_at_once_send_it_once_even_when_the_first_fails() {
+    use tenantkit_notifications::{
+        Delivery, EmailContent, Ledger, OutgoingEmail, Welcome, send_once,
+    };
+
+    let db = TestDb::new().await;
+    let mailer = Mailer::new(&settings_for(&db, &[]).smtp).unwrap();
+    let closed = format!("smtp://127.0.0.1:{}", tenantkit_tests::process::free_port());
+    let failing = Mailer::new(&settings_for(&db, &[("smtp.url", closed.as_str())]).smtp).unwrap();
+    let email = |key: &'static str, to: &str| OutgoingEmail {
+        key,
+        to: to.parse().unwrap(),
+        template: "welcome",
+        content: Welcome {
+            name: "Ada".into(),
+            organisation: "Acme".into(),
+            dashboard_link: "http://127.0.0.1/dashboard".into(),
+        }
+        .render()
+        .unwrap(),
+    };
+    // Run `second` while `first`'s transaction is still open; it must wait for it.
+    let second_waits_for = |first: tenantkit_db::GlobalTx, key: &'static str, to: String| {
+        let (db, mailer) = (db.app.clone(), mailer.clone());
+        async move {
+            let second = tokio::spawn(async move {
+                let mut tx = db.global().await.unwrap();
+                let delivery = send_once(Ledger::Account(&mut tx, None), &mailer, email(key, &to))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                delivery
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(!second.is_finished(), "the second run did not wait");
+            (first, second)
+        }
+    };
+
+    let committed = format!("first-{}@ledger.test", uuid::Uuid::now_v7().simple());
+    let key: &'static str = Box::leak(format!("test:{committed}").into_boxed_str());
+    let mut first = db.app.global().await.unwrap();
+    let delivery = send_once(
+        Ledger::Account(&mut first, None),
+        &mailer,
+        email(key, &committed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(delivery, Delivery::Sent);
+    let (first, second) = second_waits_for(first, key, committed.clone()).await;
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap(), Delivery::AlreadySent);
+
+    let failed = format!("failed-{}@ledger.test", uuid::Uuid::now_v7().simple());
+    let key: &'static str = Box::leak(format!("test:{failed}").into_boxed_str());
+    let mut first = db.app.global().await.unwrap();
+    send_once(
+        Ledger::Account(&mut first, None),
+        &failing,
+        email(key, &failed),
+    )
+    .await
+    .expect_err("no SMTP server listens there");
+    let (first, second) = second_waits_for(first, key, failed.clone()).await;
+    drop(first);
+    assert_eq!(second.await.unwrap(), Delivery::Sent);
+
+    for recipient in [&committed, &failed] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            mail::wait_for(recipient, 2, Duration::from_secs(2))
+                .await
+                .len(),
+            1,
+            "{recipient}"
+        );
+    }
+}

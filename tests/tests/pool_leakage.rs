@@ -125,6 +125,16 @@ async fn interleaved_and_cancelled_transactions_never_see_another_tenant() {
                         .await
                         .unwrap();
                     assert_eq!(visible, 0, "a pooled connection sees tenant rows");
+                    // Nor a transaction left open (by a cancelled begin): a savepoint is
+                    // refused outside a transaction block (SQLSTATE 25P01).
+                    let savepoint = sqlx::query("savepoint probe").execute(&mut *conn).await;
+                    assert!(
+                        savepoint.as_ref().is_err_and(|e| e
+                            .as_database_error()
+                            .and_then(|e| e.code())
+                            .is_some_and(|code| code == "25P01")),
+                        "a pooled connection is inside an earlier transaction: {savepoint:?}"
+                    );
                     checked += 1;
                 }
             }

@@ -54,8 +54,9 @@ fn violation(query: &str, tenant_tables: &[String]) -> Option<String> {
         .collect();
     tables.sort_unstable();
     tables.dedup();
-    let pure_insert =
-        text.starts_with("insert") && !text.contains("select") && !text.contains("returning");
+    // An insert of values writes the rows it names; ON CONFLICT and RETURNING see only those.
+    // One that selects reads rows it does not name.
+    let pure_insert = text.starts_with("insert") && !text.contains("select");
     if tables.is_empty() || pure_insert || text.contains("-- cross-tenant:") {
         return None;
     }
@@ -127,6 +128,7 @@ fn the_checker_tells_scoped_from_unscoped_statements() {
         "select id from api_keys where tenant_id = $1 and id = $2",
         "select slug from tenants where id = $1",
         "insert into memberships (tenant_id, user_id, role) values ($1, $2, $3)",
+        "insert into sent_emails (tenant_id, idempotency_key) values ($1, $2) on conflict do nothing returning true",
         "-- cross-tenant: the user's own memberships\nselect role from memberships where user_id = $1",
         "select id from users where id = $1",
         "select count(*) from tenants_x",

@@ -96,9 +96,16 @@ TENANTKIT_DATABASE__STATEMENT_TIMEOUT_SECS: {{ $c.database.statementTimeoutSecs 
 TENANTKIT_REDIS__KEY_PREFIX: {{ $c.redis.keyPrefix | quote }}
 TENANTKIT_SMTP__FROM: {{ $c.smtp.from | quote }}
 TENANTKIT_SMTP__TIMEOUT_SECS: {{ $c.smtp.timeoutSecs | quote }}
+TENANTKIT_SMTP__POOL_SIZE: {{ $c.smtp.poolSize | quote }}
 TENANTKIT_WORKER__CONCURRENCY: {{ $c.worker.concurrency | quote }}
 TENANTKIT_WORKER__SHUTDOWN_TIMEOUT_SECS: {{ $c.worker.shutdownTimeoutSecs | quote }}
 TENANTKIT_WORKER__RETRY_BASE_DELAY_SECS: {{ $c.worker.retryBaseDelaySecs | quote }}
+TENANTKIT_WORKER__FETCH_BATCH: {{ $c.worker.fetchBatch | quote }}
+{{- if lt (int $c.worker.orphanAfterSecs) (mul 2 (int $c.worker.heartbeatSecs)) }}
+{{- fail "config.worker.orphanAfterSecs must be at least twice config.worker.heartbeatSecs" }}
+{{- end }}
+TENANTKIT_WORKER__HEARTBEAT_SECS: {{ $c.worker.heartbeatSecs | quote }}
+TENANTKIT_WORKER__ORPHAN_AFTER_SECS: {{ $c.worker.orphanAfterSecs | quote }}
 TENANTKIT_RATE_LIMIT__SIGNUPS_PER_HOUR: {{ $c.rateLimit.signupsPerHour | quote }}
 TENANTKIT_RATE_LIMIT__LOGINS_PER_ACCOUNT: {{ $c.rateLimit.loginsPerAccount | quote }}
 TENANTKIT_RATE_LIMIT__LOGINS_PER_ADDRESS: {{ $c.rateLimit.loginsPerAddress | quote }}

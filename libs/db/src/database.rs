@@ -50,7 +50,7 @@ impl Database {
     /// Opens a transaction with no tenant: for global tables (users). Tenant tables read empty.
     pub async fn global(&self) -> Result<GlobalTx, DbError> {
         Ok(GlobalTx {
-            tx: self.pool.begin().await?,
+            tx: crate::scoped_begin::begin(&self.pool, None).await?,
         })
     }
 

@@ -11,6 +11,7 @@ mod database;
 mod error;
 pub mod migrate;
 mod platform;
+mod scoped_begin;
 mod tenant_tx;
 mod user_tx;
 

@@ -48,7 +48,7 @@ impl PlatformTx {
         admin: UserId,
         reason: PlatformAccessReason,
     ) -> Result<Self, DbError> {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::scoped_begin::begin(pool, None).await?;
         // A locked admin is no admin: locking ends their sessions, and this refuses what a
         // request already under way would still read.
         let is_admin = sqlx::query_scalar!(

@@ -3,7 +3,7 @@
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tenantkit_kernel::TenantId;
 
-use crate::DbError;
+use crate::{DbError, scoped_begin};
 
 /// A transaction in which `app.tenant_id` is set for this transaction only.
 ///
@@ -18,11 +18,7 @@ pub struct TenantTx {
 
 impl TenantTx {
     pub(crate) async fn begin(pool: &PgPool, tenant: TenantId) -> Result<Self, DbError> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("select set_config('app.tenant_id', $1, true)")
-            .bind(tenant.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let tx = scoped_begin::begin(pool, Some(("app.tenant_id", tenant.as_uuid()))).await?;
         Ok(Self { tx, tenant })
     }
 

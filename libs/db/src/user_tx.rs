@@ -6,7 +6,7 @@
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tenantkit_kernel::UserId;
 
-use crate::DbError;
+use crate::{DbError, scoped_begin};
 
 pub struct UserTx {
     tx: Transaction<'static, Postgres>,
@@ -15,11 +15,7 @@ pub struct UserTx {
 
 impl UserTx {
     pub(crate) async fn begin(pool: &PgPool, user: UserId) -> Result<Self, DbError> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("select set_config('app.user_id', $1, true)")
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let tx = scoped_begin::begin(pool, Some(("app.user_id", user.as_uuid()))).await?;
         Ok(Self { tx, user })
     }
 

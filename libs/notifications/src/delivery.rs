@@ -1,9 +1,11 @@
 //! Sending an email at most once per idempotency key, whatever the job queue repeats.
 //!
-//! Inside the caller's transaction: lock the key, skip it if the ledger has it, send with a
-//! Message-ID fixed by the key, record it. A crash after the SMTP hand-over and before the
-//! commit sends it once more on retry (with the same Message-ID, so receiving systems can
-//! drop it); nothing is ever lost, because the job is acknowledged only after the commit.
+//! Inside the caller's transaction: record the key in the ledger (skipping the email if it is
+//! there already), then send with a Message-ID fixed by the key. The record commits with the
+//! caller's transaction, after the send; a failed send rolls it back. A crash after the SMTP
+//! hand-over and before the commit sends it once more on retry (with the same Message-ID, so
+//! receiving systems can drop it); nothing is ever lost, because the job is acknowledged only
+//! after the commit.
 
 use lettre::message::Mailbox;
 use tenantkit_db::{DbError, GlobalTx, TenantTx};
@@ -71,29 +73,19 @@ pub async fn send_once(
         recipient: &recipient,
         template: email.template,
     };
-    match ledger {
+    let first = match ledger {
         Ledger::Tenant(tx) => {
             let tenant = tx.tenant_id();
-            ledger::lock_key(tx.conn(), email.key).await?;
-            if ledger::tenant_already_sent(tx.conn(), tenant, email.key).await? {
-                return Ok(Delivery::AlreadySent);
-            }
-            mailer
-                .send_rendered(email.to, message_id.clone(), &email.content)
-                .await?;
-            ledger::record_tenant_email(tx.conn(), tenant, &sent).await?;
+            ledger::record_tenant_email(tx.conn(), tenant, &sent).await?
         }
-        Ledger::Account(tx, user) => {
-            ledger::lock_key(tx.conn(), email.key).await?;
-            if ledger::account_already_sent(tx.conn(), email.key).await? {
-                return Ok(Delivery::AlreadySent);
-            }
-            mailer
-                .send_rendered(email.to, message_id.clone(), &email.content)
-                .await?;
-            ledger::record_account_email(tx.conn(), user, &sent).await?;
-        }
+        Ledger::Account(tx, user) => ledger::record_account_email(tx.conn(), user, &sent).await?,
+    };
+    if !first {
+        return Ok(Delivery::AlreadySent);
     }
+    mailer
+        .send_rendered(email.to, message_id.clone(), &email.content)
+        .await?;
     Ok(Delivery::Sent)
 }
 

@@ -4,45 +4,6 @@
 use tenantkit_db::{DbError, PgConnection};
 use tenantkit_kernel::{TenantId, UserId};
 
-/// Holds the email's key for the rest of the transaction, so two runs of the same job (an
-/// orphan re-run beside a slow original) cannot both pass the "already sent?" check.
-pub(crate) async fn lock_key(conn: &mut PgConnection, key: &str) -> Result<(), DbError> {
-    sqlx::query!("select pg_advisory_xact_lock(hashtextextended($1, 0))", key)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Names the tenant as well as row level security does: the key alone cannot use the primary
-/// key `(tenant_id, idempotency_key)` and would scan every tenant's emails.
-pub(crate) async fn tenant_already_sent(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    key: &str,
-) -> Result<bool, DbError> {
-    Ok(sqlx::query_scalar!(
-        "select exists(select 1 from sent_emails where tenant_id = $1 and idempotency_key = $2)",
-        tenant.as_uuid(),
-        key
-    )
-    .fetch_one(conn)
-    .await?
-    .unwrap_or(false))
-}
-
-pub(crate) async fn account_already_sent(
-    conn: &mut PgConnection,
-    key: &str,
-) -> Result<bool, DbError> {
-    Ok(sqlx::query_scalar!(
-        "select exists(select 1 from account_emails_sent where idempotency_key = $1)",
-        key
-    )
-    .fetch_one(conn)
-    .await?
-    .unwrap_or(false))
-}
-
 pub(crate) struct SentEmail<'a> {
     pub key: &'a str,
     pub message_id: &'a str,
@@ -50,40 +11,45 @@ pub(crate) struct SentEmail<'a> {
     pub template: &'a str,
 }
 
+/// Records the email under its key unless the ledger has the key already; true when this call
+/// recorded it (the caller then sends). The key is the primary key: a second run of the same
+/// job (an orphan re-run beside a slow original) waits here until the first one's transaction
+/// ends, then sees its row if it committed, or records the key itself if it rolled back.
 pub(crate) async fn record_tenant_email(
     conn: &mut PgConnection,
     tenant: TenantId,
     sent: &SentEmail<'_>,
-) -> Result<(), DbError> {
-    sqlx::query!(
-        "insert into sent_emails (tenant_id, idempotency_key, message_id, recipient, template)
-         values ($1, $2, $3, $4, $5) on conflict do nothing",
+) -> Result<bool, DbError> {
+    let recorded = sqlx::query_scalar!(
+        r#"insert into sent_emails (tenant_id, idempotency_key, message_id, recipient, template)
+           values ($1, $2, $3, $4, $5) on conflict do nothing returning true as "recorded!""#,
         tenant.as_uuid(),
         sent.key,
         sent.message_id,
         sent.recipient,
         sent.template
     )
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(recorded.is_some())
 }
 
+/// As [`record_tenant_email`], in the ledger of emails about an account alone.
 pub(crate) async fn record_account_email(
     conn: &mut PgConnection,
     user: Option<UserId>,
     sent: &SentEmail<'_>,
-) -> Result<(), DbError> {
-    sqlx::query!(
-        "insert into account_emails_sent (idempotency_key, user_id, message_id, recipient, template)
-         values ($1, $2, $3, $4, $5) on conflict do nothing",
+) -> Result<bool, DbError> {
+    let recorded = sqlx::query_scalar!(
+        r#"insert into account_emails_sent (idempotency_key, user_id, message_id, recipient, template)
+           values ($1, $2, $3, $4, $5) on conflict do nothing returning true as "recorded!""#,
         sent.key,
         user.map(|u| u.as_uuid()),
         sent.message_id,
         sent.recipient,
         sent.template
     )
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(recorded.is_some())
 }

@@ -45,6 +45,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// starts; hyper's default is 400 KiB. Browsers' heads are 1–4 KiB with cookies.
 const MAX_REQUEST_HEAD_BYTES: usize = 32 * 1024;
 
+/// At shutdown, how long a connection that has not sent its first request yet may take to
+/// send it before it is closed. Clients send the request right after connecting; silent
+/// connections only delay the exit by this much.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 pub struct Application {
     state: AppState,
     listener: TcpListener,
@@ -110,7 +115,18 @@ impl Application {
         }
         state.begin_shutdown();
         tracing::info!("shutdown requested; draining in-flight requests");
-        drop(listener);
+        // The kernel completes handshakes before `accept`: connections in the backlog are
+        // open for their clients, whose requests may already be sent. Closing the listener
+        // would reset them, so they are taken and served first.
+        for (socket, remote) in take_backlog(listener) {
+            connections.spawn(serve_connection(
+                socket,
+                address,
+                remote,
+                Arc::clone(&endpoint),
+                closing_seen.clone(),
+            ));
+        }
         let _ = closing.send(true);
         let drained = tokio::time::timeout(state.settings.server.shutdown_timeout, async {
             while let Some(finished) = connections.join_next().await {
@@ -127,6 +143,40 @@ impl Application {
         }
         state.db.close().await;
         Ok(())
+    }
+}
+
+/// Accepts every connection already waiting in `listener`'s backlog, then closes it (new
+/// connections are refused from then on). The accept calls are made directly, not through
+/// the runtime's readiness events, which may not have reported the latest arrivals yet.
+fn take_backlog(listener: TcpListener) -> Vec<(tokio::net::TcpStream, SocketAddr)> {
+    let mut taken = Vec::new();
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot take the listener's backlog");
+            return taken;
+        }
+    };
+    loop {
+        match listener.accept() {
+            Ok((socket, remote)) => {
+                match socket
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(socket))
+                {
+                    Ok(socket) => taken.push((socket, remote)),
+                    Err(error) => tracing::warn!(%error, "cannot serve a connection"),
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                if error.kind() != std::io::ErrorKind::WouldBlock {
+                    tracing::warn!(%error, "cannot accept a connection");
+                }
+                return taken;
+            }
+        }
     }
 }
 
@@ -149,8 +199,10 @@ async fn serve_connection(
     endpoint: Arc<BoxEndpoint<'static>>,
     mut closing: watch::Receiver<bool>,
 ) {
+    let (request_seen, mut first_request) = watch::channel(false);
     let service = hyper::service::service_fn(move |request| {
         let endpoint = Arc::clone(&endpoint);
+        request_seen.send_if_modified(|seen| !std::mem::replace(seen, true));
         async move {
             let request = poem::Request::from((
                 request,
@@ -174,6 +226,14 @@ async fn serve_connection(
     tokio::select! {
         _ = connection.as_mut() => return,
         _ = closing.wait_for(|closing| *closing) => {}
+    }
+    // A connection accepted just before shutdown has its first request on the way (the
+    // client saw the connection open): closing it now would fail that request.
+    if !*first_request.borrow() {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = tokio::time::timeout(FIRST_REQUEST_GRACE, first_request.wait_for(|seen| *seen)) => {}
+        }
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;

@@ -86,15 +86,22 @@ pub(crate) fn set_cookie(
     cookie
 }
 
+/// The value of cookie `name`. The header is split as bytes: another site's cookie on the same
+/// host may hold any byte (`HeaderValue::to_str` refuses all but visible ASCII), and must not
+/// hide ours.
 fn read_cookie(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let at = pair.iter().position(|b| *b == b'=')?;
+            Some((&pair[..at], &pair[at + 1..]))
+        })
+        .find(|(k, _)| *k == name.as_bytes())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .map(str::to_owned)
 }
 
 pub(crate) const SESSION_COOKIE: &str = "tk_session";

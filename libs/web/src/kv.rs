@@ -39,12 +39,16 @@ impl Kv {
         key
     }
 
-    /// The shared connection; it reconnects by itself after Redis comes back.
+    /// The shared connection; it reconnects by itself after Redis comes back. While Redis is
+    /// down, each command makes one connection attempt (shared by the commands waiting at the
+    /// time) and fails: the manager's retries back off a second or more, and a request that
+    /// can do without Redis (an API key's rate limit) would wait them out, holding its
+    /// database connection.
     pub(crate) async fn connection(&self) -> RedisResult<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT)
-            .set_number_of_retries(1);
+            .set_number_of_retries(0);
         self.connection
             .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
             .await

@@ -4,8 +4,8 @@
 //! * A key as `api_keys::create` writes it (simple UUIDs, a 43-character base64url secret,
 //!   which may itself hold `_` and `-`) names its own tenant.
 //! * Any text that names a tenant has the key's shape: `tk_`, a tenant UUID (the one returned),
-//!   a key UUID and a 43-byte secret, split at the first two `_` after the prefix. Never
-//!   another tenant than the one written in the text.
+//!   a key UUID, both as 32 lowercase hex digits, and a 43-byte secret, split at the first two
+//!   `_` after the prefix. Never another tenant than the one written in the text.
 //! * Any one-character insertion or removal in a written key makes it name no tenant.
 
 use arbitrary::Unstructured;
@@ -57,11 +57,11 @@ fn check_answer(text: &str) {
     let shape = text.strip_prefix("tk_").and_then(|rest| {
         let (tenant, rest) = rest.split_once('_')?;
         let (id, secret) = rest.split_once('_')?;
-        Some((
-            Uuid::try_parse(tenant).ok()?,
-            Uuid::try_parse(id).ok()?,
-            secret,
-        ))
+        let simple = |text: &str| {
+            let hex = text.len() == 32 && text.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
+            hex.then(|| Uuid::try_parse(text).ok()).flatten()
+        };
+        Some((simple(tenant)?, simple(id)?, secret))
     });
     let Some((named, _, secret)) = shape else {
         panic!("{text:?} named {tenant:?} without the shape of a key");

@@ -21,11 +21,6 @@ use super::{
     queue_account_emails, smtp_upstream,
 };
 
-// Known gap, red in about 2 runs of 3: at SIGTERM the server's accept loop (libs/web/src/app.rs)
-// drops the listener, resetting connections still in its backlog, and closes accepted
-// connections whose first request is not read yet: 1-2 of ~300-560 requests fail. Run it with
-// `scripts/test -E 'binary(faults)' --run-ignored all` until the loop drains those first.
-#[ignore = "known shutdown gap in the accept loop; see the comment"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_fails_no_accepted_request_and_exits_zero() {
     let db = TestDb::new().await;

@@ -280,3 +280,44 @@ async fn secure_cookies_are_host_prefixed_and_secure() {
     assert!(has(&attrs, "secure") && has(&attrs, "path=/") && has(&attrs, "max-age=0"));
     assert!(starts(&attrs, "domain").is_none(), "{cleared}");
 }
+
+/// Another application on the same host may set cookies holding any UTF-8 text (bytes that are
+/// not UTF-8 are refused with 400 for every cookie). Such a cookie must not hide the session
+/// cookie beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_cookie_with_non_ascii_bytes_does_not_sign_the_user_out() {
+    let kit = Kit::spawn(&[]).await;
+    let (ada, _) = kit.owner("Acme", "ada@acme.test").await;
+    let session = kit
+        .logged_in(&ada.email, PASSWORD)
+        .await
+        .cookie(SESSION)
+        .expect("session cookie");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for other in [
+        "other=caf\u{e9}".as_bytes().to_vec(),
+        b"\xc3\xa9=x".to_vec(),
+        b"broken".to_vec(),
+    ] {
+        let mut header = other.clone();
+        header.extend_from_slice(format!("; {SESSION}={session}; later=\u{fc}ber").as_bytes());
+        let response = client
+            .get(kit.app.url("/dashboard"))
+            .header(
+                reqwest::header::COOKIE,
+                reqwest::header::HeaderValue::from_bytes(&header).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "signed out by the cookie {:?}",
+            String::from_utf8_lossy(&other)
+        );
+    }
+}

@@ -42,22 +42,29 @@ pub async fn list(tx: &mut TenantTx) -> Result<Vec<ApiKey>, DbError> {
     .await?)
 }
 
-/// The role and stored hash of a live (unrevoked) key. Runs on every API request: the tenant
-/// is named so the lookup is one primary key probe, not a scan of every tenant's keys.
-pub async fn live_secret(
-    tx: &mut TenantTx,
-    id: ApiKeyId,
-) -> Result<Option<(Role, Vec<u8>)>, DbError> {
+/// A live key as the request that presents it needs it.
+pub struct LiveKey {
+    pub role: Role,
+    pub secret_hash: Vec<u8>,
+    /// Its use was recorded less than a minute ago: [`touch`] would change nothing.
+    pub recently_used: bool,
+}
+
+/// A live (unrevoked) key. Runs on every API request: the tenant is named so the lookup is
+/// one primary key probe, not a scan of every tenant's keys.
+pub async fn live_key(tx: &mut TenantTx, id: ApiKeyId) -> Result<Option<LiveKey>, DbError> {
     let tenant = tx.tenant_id();
-    let row = sqlx::query!(
-        r#"select role as "role: Role", secret_hash from api_keys
+    Ok(sqlx::query_as!(
+        LiveKey,
+        r#"select role as "role: Role", secret_hash,
+                  coalesce(last_used_at >= now() - interval '1 minute', false) as "recently_used!"
+           from api_keys
            where tenant_id = $1 and id = $2 and revoked_at is null"#,
         tenant.as_uuid(),
         id.as_uuid()
     )
     .fetch_optional(tx.conn())
-    .await?;
-    Ok(row.map(|r| (r.role, r.secret_hash)))
+    .await?)
 }
 
 /// Records use at most once a minute per key: a write on every request would cost more than

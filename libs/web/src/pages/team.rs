@@ -3,6 +3,7 @@
 use askama::Template;
 use poem::{
     Response, handler,
+    http::StatusCode,
     web::{Form, Path, Query},
 };
 use secrecy::SecretString;
@@ -16,7 +17,7 @@ use tenantkit_tenancy::{
 use super::{
     DoneQuery, Field, FieldErrors, FormPage, Layout, MessagePage, PageError,
     auth::{CsrfOnly, field_error},
-    page, redirect, redirect_with_notice,
+    page, page_with_status, redirect, redirect_with_notice,
 };
 use crate::{
     browser::{Browser, SignedIn},
@@ -51,8 +52,11 @@ async fn member(
     Ok((me, actor, tenant.id))
 }
 
+/// The team page; with `errors`, answered with `status` (403 for a refusal, 409 for a
+/// conflict with the team's state, 422 for a form to correct).
 async fn team_page(
     browser: &Browser,
+    status: StatusCode,
     invite_email: &str,
     errors: FieldErrors,
     notice: Option<&str>,
@@ -73,8 +77,9 @@ async fn team_page(
     if let Some(general) = errors.get("") {
         layout = layout.error(general.to_owned());
     }
-    Ok(page(
+    Ok(page_with_status(
         browser,
+        status,
         &TeamPage {
             layout,
             tenant: me
@@ -103,7 +108,14 @@ pub(crate) async fn team_members(
     browser: Browser,
     Query(query): Query<DoneQuery>,
 ) -> Result<Response, PageError> {
-    team_page(&browser, "", FieldErrors::default(), query.notice()).await
+    team_page(
+        &browser,
+        StatusCode::OK,
+        "",
+        FieldErrors::default(),
+        query.notice(),
+    )
+    .await
 }
 
 /// Refuses a change that adds or alters data while the organisation is read-only for an
@@ -152,6 +164,7 @@ async fn change(
         Err(TenancyError::LastOwner) => {
             team_page(
                 browser,
+                StatusCode::CONFLICT,
                 "",
                 FieldErrors::one("", "An organisation must keep at least one owner."),
                 None,
@@ -159,9 +172,19 @@ async fn change(
             .await
         }
         Err(TenancyError::Forbidden(message)) => {
-            team_page(browser, "", FieldErrors::one("", message), None).await
+            team_page(
+                browser,
+                StatusCode::FORBIDDEN,
+                "",
+                FieldErrors::one("", message),
+                None,
+            )
+            .await
         }
-        Err(other) => team_page(browser, "", field_error(other)?, None).await,
+        Err(other) => {
+            let errors = field_error(other)?;
+            team_page(browser, StatusCode::UNPROCESSABLE_ENTITY, "", errors, None).await
+        }
     }
 }
 
@@ -185,6 +208,7 @@ pub(crate) async fn invite(
     let Ok(role) = form.role.parse::<Role>() else {
         return team_page(
             &browser,
+            StatusCode::UNPROCESSABLE_ENTITY,
             &form.email,
             FieldErrors::one("role", "choose a role"),
             None,
@@ -200,16 +224,28 @@ pub(crate) async fn invite(
             Ok(done("invited"))
         }
         Err(TenancyError::Forbidden(message)) => {
-            team_page(&browser, &form.email, FieldErrors::one("", message), None).await
+            let errors = FieldErrors::one("", message);
+            team_page(&browser, StatusCode::FORBIDDEN, &form.email, errors, None).await
         }
         Err(TenancyError::SeatLimit(seats)) => {
             let message = format!(
                 "All {seats} seats of your plan are taken by members or open invitations. \
                  Choose a larger plan on the billing page, or revoke an invitation."
             );
-            team_page(&browser, &form.email, FieldErrors::one("", message), None).await
+            let errors = FieldErrors::one("", message);
+            team_page(&browser, StatusCode::CONFLICT, &form.email, errors, None).await
         }
-        Err(other) => team_page(&browser, &form.email, field_error(other)?, None).await,
+        Err(other) => {
+            let errors = field_error(other)?;
+            team_page(
+                &browser,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &form.email,
+                errors,
+                None,
+            )
+            .await
+        }
     }
 }
 
@@ -317,6 +353,7 @@ pub(crate) async fn leave(
         Err(TenancyError::LastOwner) => {
             team_page(
                 &browser,
+                StatusCode::CONFLICT,
                 "",
                 FieldErrors::one(
                     "",
