@@ -631,3 +631,35 @@ export async function signUp(page, organisation, person) {
   await submit(page, 'Create account');
   await expectPath(page, '/signup/check-inbox');
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every part of a message (appended for tests/browser/injection.mjs; generic)
+
+/**
+ * The leaf parts of one raw message (bytes or a latin1 string), recursing into multiparts, in
+ * order: [{ type: 'text/html', text }] with each body decoded (transfer encoding and charset).
+ */
+export function messageParts(bytes) {
+  const raw = Buffer.isBuffer(bytes) ? bytes.toString('latin1') : bytes;
+  const { headers, body } = splitEntity(raw);
+  const { type, params } = parseContentType(header(headers, 'content-type'));
+  if (type.startsWith('multipart/') && params.boundary) {
+    const delimiter = `--${params.boundary}`;
+    const parts = [];
+    let current = null;
+    for (const line of body.split(/\r?\n/)) {
+      if (line.startsWith(delimiter)) {
+        if (current) parts.push(current.join('\r\n'));
+        if (line.startsWith(`${delimiter}--`)) {
+          current = null;
+          break;
+        }
+        current = [];
+      } else if (current) {
+        current.push(line);
+      }
+    }
+    return parts.flatMap(messageParts);
+  }
+  return [{ type, text: decodeBody(body, header(headers, 'content-transfer-encoding'), params.charset) }];
+}

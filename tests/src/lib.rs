@@ -14,8 +14,10 @@ pub fn tests_crate_dir() -> std::path::PathBuf {
 
 pub mod api;
 pub mod browser;
+pub mod digest;
 pub mod mail;
 pub mod process;
+pub mod stack;
 pub mod stripe;
 pub mod web_client;
 pub mod worker;

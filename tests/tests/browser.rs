@@ -8,55 +8,13 @@ use secrecy::SecretString;
 use tenantkit_accounts::{DisplayName, Email, NewUser, PasswordHasher, PlainPassword};
 use tenantkit_kernel::{Role, UserId};
 use tenantkit_tests::{
-    OWNER_PASSWORD, TestApp, TestDb, api,
+    OWNER_PASSWORD, TestApp, api,
     browser::run_journey,
     env,
-    process::{binary, free_port},
-    settings_for,
+    process::binary,
+    stack::Stack,
     stripe::{FakeStripe, FakeStripeConfig, SECRET_KEY},
-    worker::RunningWorker,
 };
-
-/// A fresh app (its own database) with a worker sending its mail. The app listens on the port
-/// its public URL names, so the links in its emails work as sent.
-struct Stack {
-    app: TestApp,
-    worker: RunningWorker,
-}
-
-impl Stack {
-    async fn start() -> Self {
-        Self::start_with(&[]).await
-    }
-
-    /// Like [`Stack::start`], with `settings` added for both the app and the worker.
-    async fn start_with(settings: &[(&str, &str)]) -> Self {
-        let db = TestDb::new().await;
-        let address = format!("127.0.0.1:{}", free_port());
-        let public_url = format!("http://{address}");
-        let mut overrides = vec![
-            ("server.bind", address.as_str()),
-            ("server.public_url", public_url.as_str()),
-        ];
-        overrides.extend_from_slice(settings);
-        let worker = RunningWorker::start(settings_for(&db, &overrides));
-        let settings = settings_for(&db, &overrides);
-        let app = TestApp::spawn_with(db, settings).await;
-        Self { app, worker }
-    }
-
-    /// Runs `script` with BASE_URL, the Maildir and `extra` in its environment, then stops.
-    async fn run(self, script: &str, extra: Vec<(&str, String)>) {
-        let mut vars = vec![
-            ("BASE_URL", self.app.url("")),
-            ("TENANTKIT_TEST_MAILDIR", env("TENANTKIT_TEST_MAILDIR")),
-        ];
-        vars.extend(extra);
-        run_journey(script, &vars).await;
-        self.worker.stop_within(Duration::from_secs(30)).await;
-        self.app.stop().await;
-    }
-}
 
 /// Runs one journey against a fresh app with a worker.
 async fn journey(script: &str) {

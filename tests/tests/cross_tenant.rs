@@ -13,7 +13,11 @@ use std::collections::BTreeMap;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tenantkit_tests::web_client::BrowserClient;
+use tenantkit_tests::{
+    TestApp,
+    digest::{TableDigest, changed_tables},
+    web_client::BrowserClient,
+};
 
 #[path = "cross_tenant/api_matrix.rs"]
 mod api_matrix;
@@ -25,7 +29,7 @@ mod pages;
 mod world;
 
 use api_matrix::Credential;
-use world::{World, changed, digest, views};
+use world::{World, digest, views};
 
 /// What one area of the matrix sent and got.
 #[derive(Default)]
@@ -56,6 +60,39 @@ impl Tally {
             .map(|(status, n)| format!("{n}× {status}"))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// A's rows and what A's people see, before the attacks.
+struct Snapshot {
+    digest: Vec<TableDigest>,
+    views: Vec<(String, String)>,
+}
+
+impl Snapshot {
+    async fn take(app: &TestApp, a: &world::Tenant) -> Self {
+        Self {
+            views: views(app, a).await,
+            digest: digest(&app.db, a).await,
+        }
+    }
+
+    /// What changed since: A's rows (by table) and A's views.
+    async fn changes(self, app: &TestApp, a: &world::Tenant) -> Vec<String> {
+        let mut changes = Vec::new();
+        let digest = digest(&app.db, a).await;
+        if self.digest != digest {
+            changes.push(format!(
+                "A's data changed during the attacks, in {:?}",
+                changed_tables(&self.digest, &digest)
+            ));
+        }
+        for (was, is) in self.views.iter().zip(&views(app, a).await) {
+            if was != is {
+                changes.push(format!("A's {} changed: {} → {}", was.0, was.1, is.1));
+            }
+        }
+        changes
     }
 }
 
@@ -106,24 +143,10 @@ async fn no_credential_of_tenant_b_reaches_tenant_as_ids_through_the_api() {
     let entries = api_matrix::entries(&operations, &api_matrix::id_table(&a), b.id);
     let credentials = api_matrix::credentials(app, &b).await;
 
-    let views_before = views(app, &a).await;
-    let before = digest(&app.db, &a).await;
+    let before = Snapshot::take(app, &a).await;
     let attacked = api_matrix::attack(app, &entries, &credentials, &a).await;
     let listed = api_matrix::lists(app, &operations, &credentials, &a).await;
-    let after = digest(&app.db, &a).await;
-    let mut failures = Vec::new();
-    if before != after {
-        failures.push(format!(
-            "A's data changed during the attacks, in {:?}",
-            changed(&before, &after)
-        ));
-    }
-    let views_after = views(app, &a).await;
-    for (was, is) in views_before.iter().zip(&views_after) {
-        if was != is {
-            failures.push(format!("A's {} changed: {} → {}", was.0, was.1, is.1));
-        }
-    }
+    let mut failures = before.changes(app, &a).await;
 
     // The rightful owner's key reads every one of those ids (so the 404s above were refusals,
     // not wrong addresses), and the same checks flag each of its answers.
@@ -223,24 +246,10 @@ async fn no_person_of_tenant_b_reaches_tenant_as_ids_through_the_pages() {
         .map(|p| (format!("B's {} session", p.role), &p.browser))
         .collect();
 
-    let views_before = views(app, &a).await;
-    let before = digest(&app.db, &a).await;
+    let before = Snapshot::take(app, &a).await;
     let replayed = pages::replay(&crawl.routes, &people, &a).await;
     let admin_replayed = pages::replay(&admin_routes, &people, &a).await;
-    let after = digest(&app.db, &a).await;
-    let mut failures = Vec::new();
-    if before != after {
-        failures.push(format!(
-            "A's data changed during the attacks, in {:?}",
-            changed(&before, &after)
-        ));
-    }
-    let views_after = views(app, &a).await;
-    for (was, is) in views_before.iter().zip(&views_after) {
-        if was != is {
-            failures.push(format!("A's {} changed: {} → {}", was.0, was.1, is.1));
-        }
-    }
+    let mut failures = before.changes(app, &a).await;
 
     // A's owner opening the same links is answered (and the same checks flag each answer):
     // the 404s above were refusals, not wrong addresses.

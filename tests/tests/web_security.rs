@@ -4,7 +4,7 @@
 //! and escaping, outdated password hashes, and two-factor authentication. One module per area;
 //! this one holds the application with the means to mint its emailed links ([`Kit`]).
 
-use std::{collections::BTreeSet, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -15,7 +15,9 @@ use tenantkit_accounts::{
 };
 use tenantkit_kernel::{InvitationId, TenantId, UserId};
 use tenantkit_tests::{
-    TestApp, TestDb, settings_for,
+    TestApp, TestDb,
+    digest::{TableDigest, changed_tables},
+    settings_for,
     web_client::{BrowserClient, Page},
 };
 use uuid::Uuid;
@@ -244,7 +246,7 @@ impl Kit {
     }
 
     /// Every table's row count and a digest of its rows: equal snapshots mean nothing changed.
-    async fn snapshot(&self) -> Vec<(String, i64, String)> {
+    async fn snapshot(&self) -> Vec<TableDigest> {
         let tables: Vec<String> = sqlx::query_scalar(
             "select quote_ident(table_schema) || '.' || quote_ident(table_name)
              from information_schema.tables where table_type = 'BASE TABLE'
@@ -266,21 +268,6 @@ impl Kit {
         }
         snapshot
     }
-}
-
-/// The tables whose rows differ between two snapshots.
-fn changed_tables(
-    before: &[(String, i64, String)],
-    after: &[(String, i64, String)],
-) -> Vec<String> {
-    let before: BTreeSet<_> = before.iter().collect();
-    let after: BTreeSet<_> = after.iter().collect();
-    before
-        .symmetric_difference(&after)
-        .map(|(table, _, _)| table.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
 }
 
 fn current_step() -> i64 {

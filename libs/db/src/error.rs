@@ -54,4 +54,23 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DbError::Unavailable(_))
     }
+
+    /// Whether PostgreSQL refused text it cannot store anywhere in `error`'s chain of causes,
+    /// as [`DbError::UnstorableText`] or as the raw sqlx error (22021) some crates carry.
+    pub fn is_unstorable_text_in(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            let unstorable = matches!(error.downcast_ref(), Some(DbError::UnstorableText))
+                || error
+                    .downcast_ref::<sqlx::Error>()
+                    .and_then(sqlx::Error::as_database_error)
+                    .and_then(|e| e.code())
+                    .is_some_and(|code| code == "22021");
+            if unstorable {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
 }

@@ -274,8 +274,12 @@ impl Persistence for QueuePersistence {
         }
         let mut tx = self.pool.begin().await?;
         if !completed.is_empty() {
-            let completed: Vec<&TaskResult<Value>> = completed.iter().collect();
-            queries::handle_results(&mut *tx, &completed, worker.name()).await?;
+            let results = serde_json::to_value(&completed).map_err(Error::JsonError)?;
+            sqlx::query(queue_sql::ACKNOWLEDGE)
+                .bind(results)
+                .bind(worker.name())
+                .execute(&mut *tx)
+                .await?;
         }
         if !started.is_empty() {
             queries::lock_tasks(&mut *tx, &started, worker.name()).await?;

@@ -5,3 +5,4 @@ pub(crate) const KEEP_ALIVE: &str = include_str!("sql/keep_alive.sql");
 pub(crate) const REENQUEUE_ORPHANED: &str = include_str!("sql/reenqueue_orphaned.sql");
 pub(crate) const REGISTER_CONSUMER: &str = include_str!("sql/register_consumer.sql");
 pub(crate) const KILL_UNDECODABLE: &str = include_str!("sql/kill_undecodable.sql");
+pub(crate) const ACKNOWLEDGE: &str = include_str!("sql/acknowledge.sql");

@@ -88,19 +88,22 @@ impl Application {
             Arc::new(routes(&state).map_to_response().boxed());
         let (closing, closing_seen) = watch::channel(false);
         let mut connections = JoinSet::new();
+        let serve = |socket, remote| {
+            serve_connection(
+                socket,
+                address,
+                remote,
+                Arc::clone(&endpoint),
+                closing_seen.clone(),
+            )
+        };
         let mut shutdown = pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((socket, remote)) => {
-                        connections.spawn(serve_connection(
-                            socket,
-                            address,
-                            remote,
-                            Arc::clone(&endpoint),
-                            closing_seen.clone(),
-                        ));
+                        connections.spawn(serve(socket, remote));
                     }
                     Err(error) => {
                         // Out of file descriptors, most likely: retrying at once would spin.
@@ -119,13 +122,7 @@ impl Application {
         // open for their clients, whose requests may already be sent. Closing the listener
         // would reset them, so they are taken and served first.
         for (socket, remote) in take_backlog(listener) {
-            connections.spawn(serve_connection(
-                socket,
-                address,
-                remote,
-                Arc::clone(&endpoint),
-                closing_seen.clone(),
-            ));
+            connections.spawn(serve(socket, remote));
         }
         let _ = closing.send(true);
         let drained = tokio::time::timeout(state.settings.server.shutdown_timeout, async {

@@ -399,6 +399,7 @@ impl From<PageError> for ApiError {
                 Self::forbidden(error.to_string())
             }
             PageError::TenantClosed(_) => Self::tenant_closed("suspended"),
+            PageError::UnstorableText => DbError::UnstorableText.into(),
             PageError::Internal(_) => Self::internal(&error),
         }
     }

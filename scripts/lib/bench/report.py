@@ -142,7 +142,7 @@ def main():
         r = ratio(best_rate(w1), best_rate(w1b))
         limited = f"W1 {stepped_limit(w1)}. Baseline {stepped_limit(w1b)}"
         row("W1", "GET one file's metadata (/api/v1/tenants/{id}/files/{file}, API key): request id, "
-            "tracing, metrics, auth (its own transaction), tenant transaction, plan rate limit (Redis)",
+            "tracing, metrics, auth and the read in one tenant transaction, plan rate limit (Redis)",
             rate_text(w1), f"bare poem route, same JSON: {rate_text(w1b)}", r,
             "≥ 0.50 at p99 ≤ 10 ms", r is not None and r >= 0.5, limited)
         details["W1"], details["W1_baseline"] = w1, w1b
@@ -155,7 +155,7 @@ def main():
         row("W2", "GET a page of 20 files after a cursor (/files?limit=20&after=…, API key, RLS); "
             "no join: the API has no paginated list with one",
             rate_text(w2),
-            f"pgbench, the same 10 statements (-M prepared, {w2p['clients']} connections = the "
+            f"pgbench, the same statements (-M prepared, BEGIN and the setting pipelined, {w2p['clients']} connections = the "
             f"server's pool): {w2p['tps']:,.0f}/s, p99 {w2p['p99_ms']:.1f} ms" if w2p else "—",
             r, "≥ 0.60 at p99 ≤ 25 ms", r is not None and r >= 0.6,
             f"{stepped_limit(w2)}. pgbench: CPU {cpu_text(w2p)}" if w2p else stepped_limit(w2))

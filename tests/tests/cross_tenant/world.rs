@@ -18,6 +18,7 @@ use tenantkit_kernel::{InvitationId, Role, TenantId, UserId};
 use tenantkit_tests::{
     OWNER_PASSWORD, TestApp, TestDb,
     api::{self, Org, call},
+    digest::TableDigest,
     platform_admin, settings_for,
     web_client::BrowserClient,
 };
@@ -454,7 +455,7 @@ pub async fn dead_job(db: &TestDb, tenant: Uuid, marker: &str) -> String {
 /// tenant rows, its people's user rows and account trail) and of the global tables a request
 /// could write (the job queue, the platform trail). Equal digests: nothing of it changed.
 /// `last_used_at` is left out: the owner's own key reads the API views between digests.
-pub async fn digest(db: &TestDb, tenant: &Tenant) -> Vec<(String, i64, String)> {
+pub async fn digest(db: &TestDb, tenant: &Tenant) -> Vec<TableDigest> {
     let tenants = vec![tenant.id, tenant.second_tenant];
     let users: Vec<Uuid> = tenant.people.iter().map(|p| p.id).collect();
     let tables: Vec<(String, String, bool, bool)> = sqlx::query_as(
@@ -498,18 +499,6 @@ pub async fn digest(db: &TestDb, tenant: &Tenant) -> Vec<(String, i64, String)> 
         digest.push((format!("{schema}.{table}"), count, md5));
     }
     digest
-}
-
-/// The tables whose digests differ.
-pub fn changed(before: &[(String, i64, String)], after: &[(String, i64, String)]) -> Vec<String> {
-    let before: BTreeSet<_> = before.iter().collect();
-    let after: BTreeSet<_> = after.iter().collect();
-    before
-        .symmetric_difference(&after)
-        .map(|(table, _, _)| table.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
 }
 
 /// What the owner's key and sessions see of the organisation through the API and the pages:

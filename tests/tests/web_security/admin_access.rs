@@ -526,3 +526,86 @@ async fn a_read_only_impersonation_shows_a_banner_refuses_writes_and_stops_in_on
         ["admin.user.impersonate", "admin.user.impersonate_stop"]
     );
 }
+
+/// Text with a NUL (U+0000), which PostgreSQL cannot store, typed into a sign-in, an admin's
+/// reason, search or filter, or a tenant's audit filter: a 400 page that says what to fix,
+/// never a 500, and nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_a_nul_is_a_400_page_never_a_500() {
+    let kit = Kit::spawn(&[]).await;
+    let (owner, owner_browser) = kit.owner("Acme", "ada@acme.test").await;
+    let admin = admin_with_two_factor(&kit, "root@staff.test").await;
+    let nul = "x\u{0}y";
+    let explains = |page: &tenantkit_tests::web_client::Page, case: &str| {
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{case}: {}",
+            page.body
+        );
+        assert!(page.body.contains("NUL character"), "{case}: {}", page.body);
+    };
+
+    let anonymous = kit.browser();
+    anonymous.get("/login").await;
+    let page = anonymous
+        .submit(
+            "/login",
+            "/login",
+            &[("email", nul), ("password", PASSWORD)],
+        )
+        .await;
+    explains(&page, "sign-in");
+
+    let before = kit.snapshot().await;
+    let (_, posts) = admin_routes(owner.tenant, owner.id);
+    let mut tried = 0;
+    for path in posts
+        .iter()
+        .filter(|p| !p.ends_with("/entitlements") && !p.ends_with("/delete"))
+    {
+        let form_page = path.rsplit_once('/').unwrap().0;
+        let form_page = if form_page.starts_with("/admin/jobs") {
+            "/admin/jobs"
+        } else {
+            form_page
+        };
+        let page = admin
+            .submit(
+                form_page,
+                path,
+                &[("reason", nul), ("confirm", "on"), ("plan", "free")],
+            )
+            .await;
+        assert_ne!(
+            page.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "POST {path}: {}",
+            page.body
+        );
+        if page.status == StatusCode::BAD_REQUEST {
+            explains(&page, path);
+            tried += 1;
+        }
+    }
+    assert!(tried >= 5, "only {tried} reasons reached the database");
+    // (Reading the admin pages records the reads: only the acted-on rows are compared.)
+    let after = kit.snapshot().await;
+    let changed: Vec<String> = super::changed_tables(&before, &after)
+        .into_iter()
+        .filter(|t| ["public.tenants", "public.users", "public.memberships"].contains(&t.as_str()))
+        .collect();
+    assert!(changed.is_empty(), "the refused forms changed {changed:?}");
+
+    for path in [
+        "/admin/tenants?q=x%00y",
+        "/admin/users?q=x%00y",
+        "/admin/audit?action=x%00y",
+        "/admin/audit?actor=x%00y",
+    ] {
+        explains(&admin.get(path).await, path);
+    }
+    for path in ["/audit?action=x%00y", "/audit?actor=x%00y"] {
+        explains(&owner_browser.get(path).await, path);
+    }
+}

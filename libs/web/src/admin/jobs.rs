@@ -36,10 +36,10 @@ async fn jobs_page(
         .await?;
     let queues = dead_letters::depth_by_queue(tx.conn())
         .await
-        .map_err(|e| PageError::Internal(e.to_string()))?;
+        .map_err(|e| PageError::unexpected(&e))?;
     let jobs = dead_letters::list(tx.conn(), None, None, 200)
         .await
-        .map_err(|e| PageError::Internal(e.to_string()))?;
+        .map_err(|e| PageError::unexpected(&e))?;
     tx.commit().await?;
     let (layout, status) = layout_after(browser, admin_session, "Jobs", notice, error);
     Ok(page_with_status(

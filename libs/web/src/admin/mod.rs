@@ -154,7 +154,7 @@ impl From<PlatformError> for PageError {
             PlatformError::Invalid { message, .. } | PlatformError::Conflict(message) => {
                 Self::Forbidden(message)
             }
-            other => Self::Internal(crate::problem::cause_chain(&other)),
+            other => Self::unexpected(&other),
         }
     }
 }

@@ -494,7 +494,7 @@ fn storage_failure(error: StorageError) -> PageError {
             tracing::warn!(error = %crate::problem::cause_chain(&other), "file store unavailable");
             PageError::Unavailable
         }
-        other => PageError::Internal(crate::problem::cause_chain(&other)),
+        other => PageError::unexpected(&other),
     }
 }
 

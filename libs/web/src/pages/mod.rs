@@ -432,8 +432,23 @@ pub(crate) enum PageError {
     TooMany,
     #[error("unavailable")]
     Unavailable,
+    /// Text PostgreSQL cannot store (a NUL) that no check refused earlier.
+    #[error("unstorable text")]
+    UnstorableText,
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl PageError {
+    /// An error no case above names: internal, unless somewhere in its chain PostgreSQL refused
+    /// text it cannot store (a NUL typed into a search, a reason, a sign-in), which is the
+    /// visitor's to correct.
+    pub(crate) fn unexpected(error: &(dyn std::error::Error + 'static)) -> Self {
+        if DbError::is_unstorable_text_in(error) {
+            return Self::UnstorableText;
+        }
+        Self::Internal(crate::problem::cause_chain(error))
+    }
 }
 
 impl From<DbError> for PageError {
@@ -441,7 +456,7 @@ impl From<DbError> for PageError {
         if error.is_unavailable() {
             Self::Unavailable
         } else {
-            Self::Internal(crate::problem::cause_chain(&error))
+            Self::unexpected(&error)
         }
     }
 }
@@ -451,7 +466,7 @@ impl From<AccountError> for PageError {
         match error {
             AccountError::Db(db) => db.into(),
             AccountError::UnknownUser => Self::NotFound,
-            other => Self::Internal(crate::problem::cause_chain(&other)),
+            other => Self::unexpected(&other),
         }
     }
 }
@@ -463,7 +478,7 @@ impl From<TenancyError> for PageError {
             TenancyError::Account(account) => account.into(),
             TenancyError::NotFound => Self::NotFound,
             TenancyError::Forbidden(message) => Self::Forbidden(message.to_owned()),
-            other => Self::Internal(crate::problem::cause_chain(&other)),
+            other => Self::unexpected(&other),
         }
     }
 }
@@ -477,7 +492,7 @@ impl From<tenantkit_billing::BillingError> for PageError {
             BillingError::FeatureNotInPlan { feature, plans } => {
                 Self::Forbidden(crate::problem::feature_not_in_plan_detail(feature, &plans))
             }
-            other => Self::Internal(crate::problem::cause_chain(&other)),
+            other => Self::unexpected(&other),
         }
     }
 }
@@ -509,6 +524,11 @@ impl IntoResponse for PageError {
                      closed. Please contact support. From the start page you can \
                      still switch to another organisation or manage your own account."
                 ),
+            ),
+            Self::UnstorableText => (
+                StatusCode::BAD_REQUEST,
+                "Please check what you entered",
+                "Something you entered contains a NUL character, which this site cannot store. Go back, remove it and try again.".to_owned(),
             ),
             Self::TooMany => (
                 StatusCode::TOO_MANY_REQUESTS,
