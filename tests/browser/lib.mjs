@@ -394,27 +394,29 @@ export function decodeHeader(value) {
     });
 }
 
+/** The raw parts of a multipart body, each with its lines joined by `newline`. */
+function multipartParts(body, boundary, newline) {
+  const delimiter = `--${boundary}`;
+  const parts = [];
+  let current = null;
+  for (const line of body.split(/\r?\n/)) {
+    if (line.startsWith(delimiter)) {
+      if (current) parts.push(current.join(newline));
+      if (line.startsWith(`${delimiter}--`)) break;
+      current = [];
+    } else if (current) {
+      current.push(line);
+    }
+  }
+  return parts;
+}
+
 /** The text/plain parts of an entity (recursing into multiparts); HTML only when there is no text. */
 function textOf(raw) {
   const { headers, body } = splitEntity(raw);
   const { type, params } = parseContentType(header(headers, 'content-type'));
   if (type.startsWith('multipart/') && params.boundary) {
-    const delimiter = `--${params.boundary}`;
-    const parts = [];
-    let current = null;
-    for (const line of body.split(/\r?\n/)) {
-      if (line.startsWith(delimiter)) {
-        if (current) parts.push(current.join('\n'));
-        if (line.startsWith(`${delimiter}--`)) {
-          current = null;
-          break;
-        }
-        current = [];
-      } else if (current) {
-        current.push(line);
-      }
-    }
-    const texts = parts.map(textOf);
+    const texts = multipartParts(body, params.boundary, '\n').map(textOf);
     const plain = texts.filter((t) => t.kind === 'plain');
     const chosen = plain.length ? plain : texts.filter((t) => t.kind === 'html');
     return { kind: chosen[0]?.kind ?? 'none', text: chosen.map((t) => t.text).join('\n') };
@@ -644,22 +646,7 @@ export function messageParts(bytes) {
   const { headers, body } = splitEntity(raw);
   const { type, params } = parseContentType(header(headers, 'content-type'));
   if (type.startsWith('multipart/') && params.boundary) {
-    const delimiter = `--${params.boundary}`;
-    const parts = [];
-    let current = null;
-    for (const line of body.split(/\r?\n/)) {
-      if (line.startsWith(delimiter)) {
-        if (current) parts.push(current.join('\r\n'));
-        if (line.startsWith(`${delimiter}--`)) {
-          current = null;
-          break;
-        }
-        current = [];
-      } else if (current) {
-        current.push(line);
-      }
-    }
-    return parts.flatMap(messageParts);
+    return multipartParts(body, params.boundary, '\r\n').flatMap(messageParts);
   }
   return [{ type, text: decodeBody(body, header(headers, 'content-transfer-encoding'), params.charset) }];
 }

@@ -10,25 +10,13 @@ use std::{
 
 use tenantkit_tests::{
     env,
-    process::{PrivatePostgres, binary, free_port, sigterm, wait_for_port},
+    process::{PrivatePostgres, free_port, server_command, sigterm, wait_for_port},
 };
 
+/// The server binary on `port` with its logs captured (`server_command` discards them).
 fn server(database_url: &str, port: u16, extra: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(binary("tenantkit-server"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TENANTKIT_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", database_url)
-        .env("REDIS_URL", env("TENANTKIT_TEST_REDIS"))
-        .env("SMTP_URL", env("TENANTKIT_TEST_SMTP"))
-        .env("TENANTKIT_SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
-        .env("TENANTKIT_DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in extra {
-        command.env(key, value);
-    }
+    let mut command = server_command(database_url, &env("TENANTKIT_TEST_REDIS"), port, extra);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     command
 }
 

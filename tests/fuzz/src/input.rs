@@ -32,6 +32,14 @@ pub(crate) fn number<T: for<'a> arbitrary::Arbitrary<'a> + Default>(u: &mut Unst
 
 /// One edit of `text`, as an attacker tampering with a token would: a character replaced,
 /// inserted or removed. (It may leave the text unchanged: callers compare.)
+/// A Unix time: within nine hours of `around` three times in four, else any at all.
+pub(crate) fn clock(u: &mut Unstructured, around: i64) -> i64 {
+    match choice(u, 4) {
+        0 => number(u),
+        _ => around + i64::from(number::<i16>(u)),
+    }
+}
+
 pub(crate) fn edit(u: &mut Unstructured, text: &str) -> String {
     let mut chars: Vec<char> = text.chars().collect();
     let at = u.choose_index(chars.len() + 1).unwrap_or(0);

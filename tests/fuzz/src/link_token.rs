@@ -23,7 +23,7 @@ use tenantkit_kernel::TenantId;
 use tenantkit_storage::{FileId, LinkError, Storage};
 use uuid::Uuid;
 
-use crate::input::{choice, edit, number, text, uuid};
+use crate::input::{choice, clock, edit, number, text, uuid};
 
 const SECRET: &str = "fuzz secret key";
 const OTHER_SECRET: &str = "another deployment's secret key";
@@ -31,10 +31,7 @@ const NOW: i64 = 1_700_000_000;
 
 pub fn check(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let now = match choice(&mut u, 4) {
-        0 => number(&mut u),
-        _ => NOW + i64::from(number::<i16>(&mut u)),
-    };
+    let now = clock(&mut u, NOW);
     let Some(now) = DateTime::from_timestamp(now, 0) else {
         return;
     };

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use sha2::Sha256;
 use tenantkit_billing::signature::{self, SignatureError, SignatureHeader};
 
-use crate::input::{bytes, choice, edit, hex, number, string};
+use crate::input::{bytes, choice, clock, edit, hex, number, string};
 
 /// Ours: the current endpoint secret and the one being rolled out.
 const SECRETS: [&str; 2] = ["whsec_fuzz_current", "whsec_fuzz_previous"];
@@ -23,10 +23,7 @@ const NOW: i64 = 1_700_000_000;
 
 pub fn check(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let now = match choice(&mut u, 4) {
-        0 => number(&mut u),
-        _ => NOW + i64::from(number::<i16>(&mut u)),
-    };
+    let now = clock(&mut u, NOW);
     let tolerance = match choice(&mut u, 4) {
         0 => number(&mut u),
         _ => 300,

@@ -168,15 +168,7 @@ async fn postgres_down_under_load_answers_503_loses_no_commit_and_recovers_witho
         late_failures.is_empty(),
         "failures after recovery: {late_failures:?}"
     );
-    let ready_during: Vec<u16> = readiness
-        .iter()
-        .filter(|(at, _)| *at > stopped + Duration::from_secs(1) && *at < starting)
-        .map(|(_, s)| *s)
-        .collect();
-    assert!(
-        !ready_during.is_empty() && ready_during.iter().all(|s| *s == 503),
-        "readiness during the outage: {ready_during:?}"
-    );
+    let unready_probes = assert_not_ready_during(&readiness, stopped, starting);
     assert_eq!(
         readiness
             .iter()
@@ -291,7 +283,7 @@ async fn postgres_down_under_load_answers_503_loses_no_commit_and_recovers_witho
             .max()
             .unwrap_or_default()
             .as_secs_f64(),
-        ready_during.len(),
+        unready_probes,
         recovery.as_secs_f64(),
         created.len(),
         signed_up.len(),
@@ -435,15 +427,7 @@ async fn redis_down_under_load_degrades_as_documented_and_recovers_intact() {
         [202, 202, 202],
         "sign-ups while Redis was down"
     );
-    let ready_during: Vec<u16> = readiness
-        .iter()
-        .filter(|(at, _)| *at > stopped + Duration::from_secs(1) && *at < starting)
-        .map(|(_, s)| *s)
-        .collect();
-    assert!(
-        !ready_during.is_empty() && ready_during.iter().all(|s| *s == 503),
-        "{ready_during:?}"
-    );
+    let unready_probes = assert_not_ready_during(&readiness, stopped, starting);
     assert_eq!(readiness.last().map(|(_, s)| *s), Some(200));
 
     // Nothing was lost or mixed up: the same session is the same user, the limit's count
@@ -492,8 +476,27 @@ async fn redis_down_under_load_degrades_as_documented_and_recovers_intact() {
         median(&keyed).as_secs_f64(),
         slowest_keyed.as_secs_f64(),
         median(&keyed_before).as_secs_f64(),
-        ready_during.len(),
+        unready_probes,
         (first_session - started).as_secs_f64(),
         created.len(),
     );
+}
+
+/// Every readiness probe from a second after `stopped` until `starting` answered 503, and
+/// there was at least one; returns how many there were.
+fn assert_not_ready_during(
+    readiness: &[(Duration, u16)],
+    stopped: Duration,
+    starting: Duration,
+) -> usize {
+    let ready_during: Vec<u16> = readiness
+        .iter()
+        .filter(|(at, _)| *at > stopped + Duration::from_secs(1) && *at < starting)
+        .map(|(_, s)| *s)
+        .collect();
+    assert!(
+        !ready_during.is_empty() && ready_during.iter().all(|s| *s == 503),
+        "readiness during the outage: {ready_during:?}"
+    );
+    ready_during.len()
 }
