@@ -5,9 +5,18 @@
 # stops exactly what this run started and nothing else.
 
 TK_STARTED=()
+TK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 tk_say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 tk_die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# A cargo target folder shared across clones and commits keeps every superseded build of our own
+# crates (gigabytes each time) until the disk is full: keep only the newest run's builds.
+tk_prune_target() {
+    command -v python3 >/dev/null || return 0
+    python3 "$TK_ROOT/scripts/lib/prune_target.py" "$1" "$TK_ROOT/Cargo.toml" "$TK_ROOT/tests/fuzz/Cargo.toml" \
+        || tk_say "could not prune $1 (continuing)"
+}
 
 # apt-get install, once per run, only for what is missing.
 TK_APT_UPDATED=0
