@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
     tenantkit_telemetry::init_logging(&settings.log);
     // Safe to log: secrets are `SecretString`s and print as [REDACTED].
     tracing::debug!(?settings, "configuration loaded");
+    let shutdown = shutdown_signal();
     let state = match AppState::new(settings) {
         Ok(state) => state,
         Err(error) => {
@@ -29,7 +30,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(address = %app.address(), "tenantkit server listening");
-    match app.run_until(shutdown_signal()).await {
+    match app.run_until(shutdown).await {
         Ok(()) => {
             tracing::info!("server stopped");
             ExitCode::SUCCESS

@@ -112,15 +112,13 @@ async fn deliver(
     settings: &EmailSettings,
 ) -> Result<Delivery, BoxDynError> {
     let mut tx = db.tenant(job.tenant_id).await?;
-    let invitation = repo::invitations::find(&mut tx, job.invitation_id).await?;
-    let Some(invitation) = invitation.filter(|i| i.is_open(Utc::now())) else {
+    let found = repo::invitations::find_to_send(&mut tx, job.invitation_id).await?;
+    // No row also when the tenant's row is gone (purged): nothing to send either way.
+    let Some(found) = found.filter(|f| f.invitation.is_open(Utc::now())) else {
         tracing::info!("the invitation is no longer open; nothing to send");
         return Ok(Delivery::Done);
     };
-    let Some(tenant) = repo::current_tenant(&mut tx).await? else {
-        return Ok(Delivery::Done);
-    };
-    match tenant.status {
+    match found.tenant_status {
         TenantStatus::Active => {}
         TenantStatus::Suspended => return Ok(Delivery::WaitForTenant),
         TenantStatus::Deleted | TenantStatus::Purged => {
@@ -128,12 +126,7 @@ async fn deliver(
             return Ok(Delivery::Done);
         }
     }
-    let inviter = match invitation.invited_by {
-        Some(user) => tenantkit_accounts::repo::find(tx.conn(), user)
-            .await?
-            .map(|u| u.display_name),
-        None => None,
-    };
+    let invitation = found.invitation;
     let token = invitation_token(
         settings.links.signer(),
         job.tenant_id,
@@ -141,8 +134,10 @@ async fn deliver(
         invitation.expires_at,
     );
     let content = InvitationEmailContent {
-        inviter_name: inviter.unwrap_or_else(|| "A teammate".to_owned()),
-        organisation: tenant.name.clone(),
+        inviter_name: found
+            .inviter_name
+            .unwrap_or_else(|| "A teammate".to_owned()),
+        organisation: found.organisation,
         role: invitation.role.to_string(),
         link: settings.links.to("/invitations/accept", Some(&token)),
         expires_days: 7,
