@@ -9,7 +9,7 @@ use tenantkit_db::TenantTx;
 use tenantkit_kernel::{ApiKeyId, Role, TenantId};
 use uuid::Uuid;
 
-use crate::{ApiKey, TenancyError, audit, repo, team::Actor};
+use crate::{ApiKey, TenancyError, TenantStatus, audit, repo, team::Actor};
 
 /// A key as created: the only time its secret exists outside the client.
 pub struct CreatedApiKey {
@@ -23,6 +23,9 @@ pub struct ApiKeyPrincipal {
     pub tenant_id: TenantId,
     pub key_id: ApiKeyId,
     pub role: Role,
+    /// The organisation's status, read in the transaction that checked the key (`None`: the
+    /// organisation's row is gone).
+    pub tenant_status: Option<TenantStatus>,
 }
 
 fn digest(secret: &str) -> Vec<u8> {
@@ -132,6 +135,7 @@ pub async fn authenticate(
         tenant_id: tenant,
         key_id: id,
         role: key.role,
+        tenant_status: key.tenant_status,
     }))
 }
 

@@ -1,7 +1,7 @@
 -- W3's baseline: the statements POST /api/v1/tenants/{id}/invitations runs (captured with
 -- pg_stat_statements), a tenant picked at random like the load's rotation, in one transaction
 -- (BEGIN and the tenant setting pipelined, as the server sends them in one round trip): the API
--- key's check (no UPDATE: its last use is recent), then what reads the tenant and its entitlements (twice: to refuse a
+-- key's check with its organisation's status (no UPDATE: its last use is recent), then what reads the tenant and its entitlements (twice: to refuse a
 -- read-only organisation, then for the seat limit), the members, locks and counts seats, looks
 -- for a pending invitation, inserts the invitation, its email job (apalis's own insert) and
 -- the audit event, and reads the pending invitations back. The one extra statement here picks
@@ -13,8 +13,7 @@ select tenant_id as tenant, key_id as key from bench_keys where n = :t \gset
 BEGIN;
 select set_config('app.tenant_id', :tenant, true);
 \endpipeline
-select role, secret_hash, coalesce(last_used_at >= now() - interval '1 minute', false) as recently_used from api_keys where tenant_id = :tenant and id = :key and revoked_at is null;
-select id, slug, name, status, created_at from tenants where id = :tenant;
+select k.role, k.secret_hash, coalesce(k.last_used_at >= now() - interval '1 minute', false) as recently_used, t.status as tenant_status from api_keys k left join tenants t on t.id = k.tenant_id and t.id = :tenant where k.tenant_id = :tenant and k.id = :key and k.revoked_at is null;
 select name, status, plan, entitlement_overrides from tenants where id = :tenant;
 select stripe_customer_id, customer_email, dunning_invoice_id, payment_failed_at, grace_ends_at, restricted_at from billing_accounts where tenant_id = :tenant;
 select id, status, plan, price_id, billing_interval, quantity, item_id, current_period_end, trial_end, cancel_at_period_end, canceled_at, stripe_created_at from billing_subscriptions where tenant_id = :tenant order by stripe_created_at, id;

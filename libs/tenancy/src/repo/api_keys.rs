@@ -3,7 +3,7 @@
 use tenantkit_db::{DbError, TenantTx};
 use tenantkit_kernel::{ApiKeyId, Role, UserId};
 
-use crate::ApiKey;
+use crate::{ApiKey, TenantStatus};
 
 pub async fn insert(
     tx: &mut TenantTx,
@@ -48,6 +48,9 @@ pub struct LiveKey {
     pub secret_hash: Vec<u8>,
     /// Its use was recorded less than a minute ago: [`touch`] would change nothing.
     pub recently_used: bool,
+    /// Its organisation's status (`None`: no such row), read with it: every API request
+    /// checks it, and a statement of its own was a round trip per request.
+    pub tenant_status: Option<TenantStatus>,
 }
 
 /// A live (unrevoked) key. Runs on every API request: the tenant is named so the lookup is
@@ -56,10 +59,12 @@ pub async fn live_key(tx: &mut TenantTx, id: ApiKeyId) -> Result<Option<LiveKey>
     let tenant = tx.tenant_id();
     Ok(sqlx::query_as!(
         LiveKey,
-        r#"select role as "role: Role", secret_hash,
-                  coalesce(last_used_at >= now() - interval '1 minute', false) as "recently_used!"
-           from api_keys
-           where tenant_id = $1 and id = $2 and revoked_at is null"#,
+        r#"select k.role as "role: Role", k.secret_hash,
+                  coalesce(k.last_used_at >= now() - interval '1 minute', false) as "recently_used!",
+                  t.status as "tenant_status?: TenantStatus"
+           from api_keys k
+           left join tenants t on t.id = k.tenant_id and t.id = $1
+           where k.tenant_id = $1 and k.id = $2 and k.revoked_at is null"#,
         tenant.as_uuid(),
         id.as_uuid()
     )

@@ -71,10 +71,12 @@ impl Caller {
         state: &AppState,
         tenant: TenantId,
     ) -> Result<(TenantTx, Actor), ApiError> {
-        let (mut tx, actor) = match self {
+        let (mut tx, actor, status) = match self {
+            // The key's check read the organisation's status in this same transaction.
             Self::Key(key) if key.principal.tenant_id == tenant => (
                 key.tenant_tx(state).await?,
                 Actor::api_key(key.principal.key_id, key.principal.role),
+                key.principal.tenant_status,
             ),
             Self::Key(_) => return Err(ApiError::not_found()),
             Self::Session { me, .. } => {
@@ -82,12 +84,12 @@ impl Caller {
                 let role = repo::role_of(&mut tx, me.user.id)
                     .await?
                     .ok_or_else(ApiError::not_found)?;
-                (tx, Actor::member(me.user.id, role))
+                let status = repo::current_tenant(&mut tx).await?.map(|t| t.status);
+                (tx, Actor::member(me.user.id, role), status)
             }
         };
         // A suspended (or deleted) organisation's API is closed; the caller learns why.
-        let open = repo::current_tenant(&mut tx).await?;
-        match open.map(|t| t.status) {
+        match status {
             Some(TenantStatus::Active) => {}
             Some(status) => return Err(ApiError::tenant_closed(status.as_str())),
             None => return Err(ApiError::not_found()),
