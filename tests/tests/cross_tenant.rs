@@ -54,6 +54,19 @@ impl Tally {
         self.notes.push(note);
     }
 
+    /// A control request (one that must reach its id): noted when it did, a failure with an
+    /// excerpt of the answer when it did not.
+    fn control(&mut self, reached: bool, line: String, excerpt: impl FnOnce() -> String) {
+        if reached {
+            self.note(line);
+        } else {
+            self.fail(format!(
+                "CONTROL did not reach the id: {line} {}",
+                excerpt()
+            ));
+        }
+    }
+
     fn statuses(&self) -> String {
         self.statuses
             .iter()

@@ -741,14 +741,7 @@ pub async fn controls(
             credential.label,
             answer.status
         );
-        if reached {
-            tally.note(line);
-        } else {
-            tally.fail(format!(
-                "CONTROL did not reach the id: {line} {}",
-                excerpt(&answer.body)
-            ));
-        }
+        tally.control(reached, line, || excerpt(&answer.body));
     }
     tally
 }

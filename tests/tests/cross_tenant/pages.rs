@@ -480,14 +480,7 @@ pub async fn controls(routes: &[Route], owner: &BrowserClient) -> Tally {
                 && !page.status.is_server_error()
                 && !page.body.contains("did not come from this site")
         };
-        if reached {
-            tally.note(line);
-        } else {
-            tally.fail(format!(
-                "CONTROL did not reach the id: {line} {}",
-                excerpt(&page.body)
-            ));
-        }
+        tally.control(reached, line, || excerpt(&page.body));
     }
     tally
 }
@@ -500,14 +493,7 @@ pub async fn admin_controls(routes: &[Route], admin: &BrowserClient) -> Tally {
         let page = route.send(admin, "").await;
         tally.count(page.status);
         let line = format!("{} by a platform admin: {}", route.describe(), page.status);
-        if page.status == StatusCode::OK {
-            tally.note(line);
-        } else {
-            tally.fail(format!(
-                "CONTROL did not reach the id: {line} {}",
-                excerpt(&page.body)
-            ));
-        }
+        tally.control(page.status == StatusCode::OK, line, || excerpt(&page.body));
     }
     tally
 }

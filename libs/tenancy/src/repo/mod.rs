@@ -49,7 +49,7 @@ macro_rules! select_tenants {
 /// The transaction's own tenant (row level security shows no other). The id is named as well:
 /// the policies on `tenants` are OR-ed (tenant, member, platform), which the planner can only
 /// apply as a filter, so without it every call scanned the whole table (123 ms at 100,000
-/// tenants, on every API call).
+/// tenants, on every API call of the time).
 pub async fn current_tenant(tx: &mut TenantTx) -> Result<Option<Tenant>, DbError> {
     let id = tx.tenant_id();
     Ok(select_tenants!("where id = $1", id.as_uuid())
