@@ -31,13 +31,8 @@ import {
   field,
   heading,
   link,
+  required,
 } from './lib.mjs';
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (tests/tests/browser.rs passes it)`);
-  return value;
-}
 
 const tenantId = required('TENANT_ID');
 const organisation = required('ORGANISATION');

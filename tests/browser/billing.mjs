@@ -32,13 +32,8 @@ import {
   unique,
   until,
   url,
+  required,
 } from './lib.mjs';
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (tests/tests/browser.rs passes it)`);
-  return value;
-}
 
 const stripeOrigin = new URL(required('STRIPE_URL')).origin;
 const run = unique();

@@ -56,13 +56,8 @@ import {
   until,
   url,
   waitForMessage,
+  required,
 } from './lib.mjs';
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (tests/tests/injection.rs passes it)`);
-  return value;
-}
 
 const PHASE = required('PHASE');
 const STATE_FILE = required('STATE_FILE');

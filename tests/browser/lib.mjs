@@ -41,6 +41,13 @@ export function baseUrl() {
 }
 
 /** A URL on the app: url('/login'). */
+/** An environment variable the Rust test that runs this journey must pass. */
+export function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (the Rust test that runs this journey passes it)`);
+  return value;
+}
+
 export function url(path) {
   return baseUrl() + path;
 }
